@@ -38,6 +38,7 @@ mod step;
 mod time;
 mod workflow;
 
+pub mod store;
 pub mod testing;
 
 #[doc(hidden)]
@@ -47,6 +48,9 @@ pub mod __private;
 pub use crate::error::{Timeout, WorkflowError};
 pub use crate::host::{BoxFuture, Ctx, EventPoll, Gate, Host, Pause};
 pub use crate::step::{Retry, Semantics, StepError, StepPolicy};
+#[cfg(feature = "sqlite")]
+pub use crate::store::SqliteStore;
+pub use crate::store::{MemoryStore, Store, StoreError};
 pub use crate::time::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
 pub use crate::workflow::{
     Edge, Entry, Exit, Node, PointFacts, PointKind, Snapshot, StateError, Workflow, WorkflowFacts,

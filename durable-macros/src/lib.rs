@@ -1,1 +1,20 @@
-use proc_macro::TokenStream; #[proc_macro_attribute] pub fn durable(_a: TokenStream, i: TokenStream) -> TokenStream { i }
+//! The `#[durable]` attribute: an `async fn` becomes a resumable state machine.
+//!
+//! Use it through `durable_core`, which re-exports it with `step!` and `wait!`; this crate is an
+//! implementation detail. How the lowering works is described in the project's DESIGN.md
+//! (section 3): one persisted state per suspension point, holding the locals still needed after
+//! it, with types inferred by rustc.
+
+mod errors;
+mod expand;
+mod lower;
+mod parse;
+mod scan;
+
+use proc_macro::TokenStream;
+
+/// Turns an `async fn` into a durable workflow. See `durable_core` for the full documentation.
+#[proc_macro_attribute]
+pub fn durable(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::durable(args.into(), item.into()).into()
+}

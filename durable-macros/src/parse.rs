@@ -1,0 +1,276 @@
+//! Parsing: the attribute's arguments, the function's signature, and `step!`/`wait!` calls.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{
+    Expr, FnArg, GenericArgument, Ident, ItemFn, LitStr, Macro, Pat, PathArguments, ReturnType,
+    Token, Type,
+};
+
+use crate::errors::Errors;
+
+/// `#[durable(name = "...")]`.
+#[derive(Default)]
+pub(crate) struct Args {
+    /// The workflow's registered name, if not the function's.
+    pub(crate) name: Option<LitStr>,
+}
+
+impl Parse for Args {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut args = Args::default();
+        while !input.is_empty() {
+            let key: Ident = input.parse()?;
+            input.parse::<Token![=]>()?;
+            match key.to_string().as_str() {
+                "name" => args.name = Some(input.parse()?),
+                _ => {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        format!("unknown `#[durable]` option `{key}`; the options are: name = \"...\""),
+                    ));
+                }
+            }
+            if !input.is_empty() {
+                input.parse::<Token![,]>()?;
+            }
+        }
+        Ok(args)
+    }
+}
+
+/// One input of the workflow.
+pub(crate) struct Param {
+    pub(crate) pat: Pat,
+    pub(crate) ty: Type,
+}
+
+/// What the signature says, checked.
+pub(crate) struct Signature {
+    /// The `ctx: &Ctx` parameter's pattern, if declared.
+    pub(crate) ctx: Option<Pat>,
+    pub(crate) params: Vec<Param>,
+    pub(crate) ok: Type,
+    pub(crate) err: Type,
+}
+
+/// Checks that `item` is an `async fn` the macro can rewrite.
+pub(crate) fn signature(item: &ItemFn, errors: &mut Errors) -> Option<Signature> {
+    let sig = &item.sig;
+    if sig.asyncness.is_none() {
+        errors.spanned(
+            sig.fn_token,
+            "`#[durable]` works on `async fn` only: add `async` (steps await their bodies)",
+        );
+    }
+    if let Some(constness) = &sig.constness {
+        errors.spanned(constness, "a `#[durable]` function cannot be `const`");
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.spanned(variadic, "a `#[durable]` function cannot be variadic");
+    }
+    for param in sig.generics.lifetimes() {
+        errors.spanned(
+            param,
+            "a `#[durable]` function cannot have lifetime parameters: its inputs are stored, so they must be owned",
+        );
+    }
+    let mut ctx = None;
+    let mut params = Vec::new();
+    for (index, input) in sig.inputs.iter().enumerate() {
+        match input {
+            FnArg::Receiver(receiver) => errors.spanned(
+                receiver,
+                "`#[durable]` cannot be used on a method with `self`: a workflow is a free `async fn`; \
+                 pass what it needs as parameters",
+            ),
+            FnArg::Typed(typed) if index == 0 && is_ctx(&typed.ty) => ctx = Some((*typed.pat).clone()),
+            FnArg::Typed(typed) if is_ctx(&typed.ty) => errors.spanned(
+                &typed.ty,
+                "the execution context must be the first parameter: `ctx: &Ctx`",
+            ),
+            FnArg::Typed(typed) => params.push(Param { pat: (*typed.pat).clone(), ty: (*typed.ty).clone() }),
+        }
+    }
+    let (ok, err) = match result_types(&sig.output) {
+        Some(types) => types,
+        None => {
+            let span = match &sig.output {
+                ReturnType::Default => sig.paren_token.span.close(),
+                ReturnType::Type(_, ty) => ty.span(),
+            };
+            errors.at(
+                span,
+                "a `#[durable]` function must return `Result<T, E>` (T and E serializable; \
+                 `durable_core::WorkflowError` is a ready-made E)",
+            );
+            return None;
+        }
+    };
+    Some(Signature { ctx, params, ok, err })
+}
+
+/// Whether `ty` is `&Ctx` (any path ending in `Ctx`).
+fn is_ctx(ty: &Type) -> bool {
+    let Type::Reference(reference) = ty else { return false };
+    let Type::Path(path) = &*reference.elem else { return false };
+    path.path.segments.last().is_some_and(|segment| segment.ident == "Ctx")
+}
+
+/// `T` and `E` of `-> Result<T, E>`.
+fn result_types(output: &ReturnType) -> Option<(Type, Type)> {
+    let ReturnType::Type(_, ty) = output else { return None };
+    let Type::Path(path) = &**ty else { return None };
+    let last = path.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    let mut types = args.args.iter().filter_map(|arg| match arg {
+        GenericArgument::Type(ty) => Some(ty.clone()),
+        _ => None,
+    });
+    let ok = types.next()?;
+    let err = types.next()?;
+    types.next().is_none().then_some((ok, err))
+}
+
+/// The kind of a suspension point macro.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Step,
+    Sleep,
+    Event,
+}
+
+/// `step!` or `wait!`, by the last segment of the macro's path.
+pub(crate) fn point_macro(mac: &Macro) -> Option<&'static str> {
+    let last = mac.path.segments.last()?;
+    if last.ident == "step" {
+        Some("step")
+    } else if last.ident == "wait" {
+        Some("wait")
+    } else {
+        None
+    }
+}
+
+/// A parsed `step!`/`wait!` call.
+#[derive(Clone)]
+pub(crate) struct PointCall {
+    pub(crate) kind: Kind,
+    pub(crate) name: LitStr,
+    /// The whole macro call, for spans.
+    pub(crate) span: Span,
+    pub(crate) retry: Option<Expr>,
+    pub(crate) semantics: Option<Expr>,
+    /// The step's body.
+    pub(crate) body: Option<Expr>,
+    /// The timer's duration.
+    pub(crate) duration: Option<Expr>,
+    /// The event wait's timeout.
+    pub(crate) timeout: Option<Expr>,
+}
+
+/// Parses the arguments of a `step!`/`wait!` call.
+pub(crate) fn point_call(mac: &Macro) -> syn::Result<PointCall> {
+    let which = point_macro(mac).unwrap_or("step");
+    let span = mac.span();
+    let args = mac.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated)?;
+    let mut args = args.into_iter();
+    let usage = match which {
+        "step" => "`step!(\"name\", [retry = ..,] [semantics = ..,] body)`",
+        _ => "`wait!(\"name\", duration)` or `wait!(\"name\", event [, timeout = duration])`",
+    };
+    let name = match args.next() {
+        Some(Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(name), .. })) => name,
+        Some(other) => {
+            return Err(syn::Error::new(
+                other.span(),
+                format!("the first argument must be the point's name as a string literal: {usage}"),
+            ));
+        }
+        None => return Err(syn::Error::new(span, format!("expected a name and arguments: {usage}"))),
+    };
+    if name.value().trim().is_empty() {
+        return Err(syn::Error::new(name.span(), "a point's name cannot be empty"));
+    }
+    let rest: Vec<Expr> = args.collect();
+    let mut call = PointCall {
+        kind: Kind::Step,
+        name,
+        span,
+        retry: None,
+        semantics: None,
+        body: None,
+        duration: None,
+        timeout: None,
+    };
+    if which == "step" {
+        step_args(&mut call, rest, usage)?;
+    } else {
+        wait_args(&mut call, rest, usage)?;
+    }
+    Ok(call)
+}
+
+fn step_args(call: &mut PointCall, mut rest: Vec<Expr>, usage: &str) -> syn::Result<()> {
+    let body = rest
+        .pop()
+        .ok_or_else(|| syn::Error::new(call.span, format!("`step!` needs a body: {usage}")))?;
+    for option in rest {
+        let (key, value) = option_pair(&option).ok_or_else(|| {
+            syn::Error::new(option.span(), format!("expected `retry = ..` or `semantics = ..` before the body: {usage}"))
+        })?;
+        match key.to_string().as_str() {
+            "retry" => call.retry = Some(value),
+            "semantics" => call.semantics = Some(value),
+            _ => {
+                return Err(syn::Error::new(
+                    key.span(),
+                    format!("unknown `step!` option `{key}`; the options are `retry` and `semantics`"),
+                ));
+            }
+        }
+    }
+    call.body = Some(body);
+    Ok(())
+}
+
+fn wait_args(call: &mut PointCall, rest: Vec<Expr>, usage: &str) -> syn::Result<()> {
+    let mut rest = rest.into_iter();
+    let what = rest
+        .next()
+        .ok_or_else(|| syn::Error::new(call.span, format!("`wait!` needs a duration or `event`: {usage}")))?;
+    if matches!(&what, Expr::Path(path) if path.path.is_ident("event")) {
+        call.kind = Kind::Event;
+        if let Some(option) = rest.next() {
+            match option_pair(&option) {
+                Some((key, value)) if key == "timeout" => call.timeout = Some(value),
+                _ => return Err(syn::Error::new(option.span(), format!("expected `timeout = duration`: {usage}"))),
+            }
+        }
+    } else {
+        call.kind = Kind::Sleep;
+        call.duration = Some(what);
+    }
+    if let Some(extra) = rest.next() {
+        return Err(syn::Error::new(extra.span(), format!("unexpected argument: {usage}")));
+    }
+    Ok(())
+}
+
+/// `key = value`.
+fn option_pair(expr: &Expr) -> Option<(Ident, Expr)> {
+    let Expr::Assign(assign) = expr else { return None };
+    let Expr::Path(path) = &*assign.left else { return None };
+    let key = path.path.get_ident()?.clone();
+    Some((key, (*assign.right).clone()))
+}
+
+/// The unparsed item, for the fallback expansion.
+pub(crate) fn item(tokens: TokenStream) -> syn::Result<ItemFn> {
+    syn::parse2(tokens)
+}

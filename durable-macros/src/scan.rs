@@ -1,0 +1,263 @@
+//! Read-only walks over the user's code: where the points are, which names a piece of code uses,
+//! and which names a pattern binds.
+
+use proc_macro2::{TokenStream, TokenTree};
+use syn::visit::{self, Visit};
+use syn::{Expr, ExprAsync, ExprClosure, Ident, Item, Macro, Pat, Stmt};
+
+use crate::errors::Errors;
+use crate::parse::point_macro;
+
+/// Whether `node` contains a `step!`/`wait!` that the macro lowers (one outside closures, async
+/// blocks and nested items).
+pub(crate) fn has_point<'a, N: VisitNode<'a> + ?Sized>(node: &'a N) -> bool {
+    let mut finder = Finder { found: false };
+    node.visit_with(&mut finder);
+    finder.found
+}
+
+struct Finder {
+    found: bool,
+}
+
+impl<'a> Visit<'a> for Finder {
+    fn visit_macro(&mut self, mac: &'a Macro) {
+        self.found |= point_macro(mac).is_some();
+    }
+    fn visit_expr_closure(&mut self, _: &'a ExprClosure) {}
+    fn visit_expr_async(&mut self, _: &'a ExprAsync) {}
+    fn visit_item(&mut self, _: &'a Item) {}
+}
+
+/// Reports every point the macro cannot lower because of where it stands: in a closure, an
+/// async block, a nested item, or inside another macro's arguments.
+pub(crate) fn misplaced_points(body: &syn::Block, errors: &mut Errors) {
+    let mut checker = Misplaced { errors, context: None };
+    checker.visit_block(body);
+}
+
+struct Misplaced<'e> {
+    errors: &'e mut Errors,
+    context: Option<&'static str>,
+}
+
+impl Misplaced<'_> {
+    fn nested<T>(&mut self, context: &'static str, walk: impl FnOnce(&mut Self) -> T) -> T {
+        let outer = self.context.replace(context);
+        let result = walk(self);
+        self.context = outer;
+        result
+    }
+}
+
+impl<'a> Visit<'a> for Misplaced<'_> {
+    fn visit_macro(&mut self, mac: &'a Macro) {
+        if let Some(which) = point_macro(mac) {
+            if let Some(context) = self.context {
+                self.errors.spanned(
+                    mac,
+                    format!(
+                        "`{which}!` cannot be used inside {context}: the workflow can only suspend in \
+                         its own body; move the `{which}!` out and pass its result in"
+                    ),
+                );
+            }
+        } else if let Some(span) = point_in_tokens(mac.tokens.clone()) {
+            self.errors.at(
+                span,
+                "a `step!`/`wait!` cannot stand inside another macro's arguments: bind its result \
+                 with `let` first and pass the variable to the macro",
+            );
+        }
+    }
+    fn visit_expr_closure(&mut self, closure: &'a ExprClosure) {
+        self.nested("a closure", |this| visit::visit_expr_closure(this, closure));
+    }
+    fn visit_expr_async(&mut self, block: &'a ExprAsync) {
+        self.nested("an async block", |this| visit::visit_expr_async(this, block));
+    }
+    fn visit_item(&mut self, item: &'a Item) {
+        self.nested("a nested function or item", |this| visit::visit_item(this, item));
+    }
+}
+
+/// The span of a `step!`/`wait!` hidden in a token stream.
+fn point_in_tokens(tokens: TokenStream) -> Option<proc_macro2::Span> {
+    let mut previous: Option<Ident> = None;
+    for tree in tokens {
+        match tree {
+            TokenTree::Punct(punct) if punct.as_char() == '!' => {
+                if let Some(ident) = previous.take().filter(|i| i == "step" || i == "wait") {
+                    return Some(ident.span());
+                }
+            }
+            TokenTree::Ident(ident) => previous = Some(ident),
+            TokenTree::Group(group) => {
+                if let Some(span) = point_in_tokens(group.stream()) {
+                    return Some(span);
+                }
+                previous = None;
+            }
+            _ => previous = None,
+        }
+    }
+    None
+}
+
+/// Every name `node` may read: single-segment paths, identifiers in macro arguments, and
+/// `{name}` captures in format strings. Over-approximates (a name bound inside `node` and used
+/// there is reported too), which is safe: it can only keep a local longer.
+pub(crate) fn uses<'a, N: VisitNode<'a> + ?Sized>(node: &'a N, out: &mut Vec<Ident>) {
+    let mut collector = Uses { out };
+    node.visit_with(&mut collector);
+}
+
+struct Uses<'o> {
+    out: &'o mut Vec<Ident>,
+}
+
+impl<'a> Visit<'a> for Uses<'_> {
+    fn visit_expr_path(&mut self, path: &'a syn::ExprPath) {
+        if path.qself.is_none() {
+            if let Some(ident) = path.path.get_ident() {
+                self.out.push(ident.clone());
+            }
+        }
+        visit::visit_expr_path(self, path);
+    }
+    fn visit_macro(&mut self, mac: &'a Macro) {
+        token_uses(mac.tokens.clone(), self.out);
+    }
+}
+
+/// Identifiers and format-string captures in a macro's tokens.
+pub(crate) fn token_uses(tokens: TokenStream, out: &mut Vec<Ident>) {
+    for tree in tokens {
+        match tree {
+            TokenTree::Ident(ident) => out.push(ident),
+            TokenTree::Group(group) => token_uses(group.stream(), out),
+            TokenTree::Literal(literal) => {
+                if let Ok(text) = syn::parse2::<syn::LitStr>(TokenTree::Literal(literal.clone()).into()) {
+                    format_captures(&text.value(), literal.span(), out);
+                }
+            }
+            TokenTree::Punct(_) => {}
+        }
+    }
+}
+
+/// `{name}` and `{name:fmt}` in a format string.
+fn format_captures(text: &str, span: proc_macro2::Span, out: &mut Vec<Ident>) {
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        rest = &rest[open + 1..];
+        if rest.starts_with('{') {
+            rest = &rest[1..];
+            continue;
+        }
+        let end = rest.find(['}', ':']).unwrap_or(rest.len());
+        let name = rest[..end].trim();
+        let is_ident = name.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+        if is_ident {
+            out.push(Ident::new(name, span));
+        }
+    }
+}
+
+/// The names a pattern binds, with whether each is `mut`. Identifiers that start with an
+/// uppercase letter are taken for constants and unit variants, as rustc's naming lints assume.
+pub(crate) fn bindings(pat: &Pat) -> Vec<(Ident, bool)> {
+    let mut collector = Bindings(Vec::new());
+    collector.visit_pat(pat);
+    collector.0
+}
+
+struct Bindings(Vec<(Ident, bool)>);
+
+impl<'a> Visit<'a> for Bindings {
+    fn visit_pat_ident(&mut self, pat: &'a syn::PatIdent) {
+        let name = pat.ident.to_string();
+        if !name.starts_with(|c: char| c.is_uppercase()) {
+            self.0.push((pat.ident.clone(), pat.mutability.is_some()));
+        }
+        visit::visit_pat_ident(self, pat);
+    }
+    fn visit_expr(&mut self, _: &'a Expr) {}
+}
+
+/// The `let` patterns of an `if`/`while` condition (`if let Some(x) = .. && let ..`).
+pub(crate) fn condition_bindings(cond: &Expr) -> Vec<(Ident, bool)> {
+    let mut out = Vec::new();
+    collect_lets(cond, &mut out);
+    out
+}
+
+fn collect_lets(expr: &Expr, out: &mut Vec<(Ident, bool)>) {
+    match expr {
+        Expr::Let(expr_let) => out.extend(bindings(&expr_let.pat)),
+        Expr::Binary(binary) => {
+            collect_lets(&binary.left, out);
+            collect_lets(&binary.right, out);
+        }
+        Expr::Paren(paren) => collect_lets(&paren.expr, out),
+        _ => {}
+    }
+}
+
+/// Whether a statement always leaves its block (`return`, `break`, `continue`, a panic).
+pub(crate) fn diverges(stmt: &Stmt) -> bool {
+    let expr = match stmt {
+        Stmt::Expr(expr, _) => expr,
+        Stmt::Macro(mac) => return is_panic(&mac.mac),
+        _ => return false,
+    };
+    match expr {
+        Expr::Return(_) | Expr::Break(_) | Expr::Continue(_) => true,
+        Expr::Macro(mac) => is_panic(&mac.mac),
+        _ => false,
+    }
+}
+
+fn is_panic(mac: &Macro) -> bool {
+    mac.path.segments.last().is_some_and(|s| {
+        matches!(s.ident.to_string().as_str(), "panic" | "unreachable" | "todo" | "unimplemented")
+    })
+}
+
+/// Anything `has_point` and `uses` can walk.
+pub(crate) trait VisitNode<'a> {
+    fn visit_with<V: Visit<'a>>(&'a self, visitor: &mut V);
+}
+
+impl<'a> VisitNode<'a> for Expr {
+    fn visit_with<V: Visit<'a>>(&'a self, visitor: &mut V) {
+        visitor.visit_expr(self);
+    }
+}
+
+impl<'a> VisitNode<'a> for Stmt {
+    fn visit_with<V: Visit<'a>>(&'a self, visitor: &mut V) {
+        visitor.visit_stmt(self);
+    }
+}
+
+impl<'a> VisitNode<'a> for syn::Block {
+    fn visit_with<V: Visit<'a>>(&'a self, visitor: &mut V) {
+        visitor.visit_block(self);
+    }
+}
+
+impl<'a> VisitNode<'a> for Pat {
+    fn visit_with<V: Visit<'a>>(&'a self, visitor: &mut V) {
+        visitor.visit_pat(self);
+    }
+}
+
+impl<'a> VisitNode<'a> for [Stmt] {
+    fn visit_with<V: Visit<'a>>(&'a self, visitor: &mut V) {
+        for stmt in self {
+            visitor.visit_stmt(stmt);
+        }
+    }
+}
