@@ -120,6 +120,7 @@ pub struct TestRun<W: Workflow> {
     clock: ManualClock,
     stored: Stored,
     crash_after: Option<usize>,
+    written: usize,
 }
 
 impl<W: Workflow> TestRun<W> {
@@ -133,10 +134,11 @@ impl<W: Workflow> TestRun<W> {
     /// A fresh instance that continues from `stored`, as a new process would.
     pub fn resume(workflow: W, stored: Stored) -> Self {
         let clock = ManualClock::new(stored.now);
-        TestRun { workflow, clock, stored, crash_after: None }
+        TestRun { workflow, clock, stored, crash_after: None, written: 0 }
     }
 
-    /// Makes the next run stop ("crash") right after its `n`-th checkpoint is persisted.
+    /// Makes this instance stop ("crash") right after the `n`-th checkpoint it persists,
+    /// counting over all its runs.
     pub fn crash_after(&mut self, n: usize) {
         self.crash_after = Some(n);
     }
@@ -185,14 +187,18 @@ impl<W: Workflow> TestRun<W> {
             stored: &mut self.stored,
             clock: &self.clock,
             fingerprint: facts.fingerprint,
-            crash_after: self.crash_after.take(),
-            written: 0,
+            crash_after: self.crash_after,
+            written: self.written,
             wake: None,
             consume: None,
             crashed: false,
         };
         let exit = self.workflow.run(&ctx, &mut host, entry).await;
         let crashed = host.crashed;
+        self.written = host.written;
+        if crashed {
+            self.crash_after = None;
+        }
         self.stored.now = self.clock.now();
         match exit {
             Exit::Done(result) => Outcome::Done(result),

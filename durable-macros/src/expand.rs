@@ -433,7 +433,9 @@ fn check_shadowing(lowered: &Lowered, errors: &mut Errors) {
     for arm in &lowered.arms {
         for &index in &arm.jumps {
             let jump = &lowered.jumps[index];
-            for &id in &lowered.labels[jump.target].live {
+            let target = &lowered.labels[jump.target];
+            // The carried value is bound by the jump itself.
+            for &id in target.live.iter().filter(|&&id| Some(id) != target.value) {
                 let ident = &lowered.bindings[id].ident;
                 let innermost = jump.scope.iter().rev().find(|&&b| lowered.bindings[b].ident == *ident);
                 if let Some(&shadow) = innermost.filter(|&&b| b != id) {
