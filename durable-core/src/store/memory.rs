@@ -1,0 +1,243 @@
+//! A store in memory: for tests and tools. Nothing survives the process.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use super::{
+    Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, ListFilter, NewExecution,
+    Status, Store, StoreError, apply_commit, check_commit, check_lease_owner, new_record,
+};
+use crate::time::Timestamp;
+
+/// A [`Store`] in memory. Clones share the same executions.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    state: Arc<Mutex<HashMap<String, Entry>>>,
+}
+
+/// One execution and what belongs to it.
+#[derive(Debug)]
+struct Entry {
+    record: ExecutionRecord,
+    history: Vec<HistoryEvent>,
+    inbox: Vec<InboxEvent>,
+    next_inbox_seq: u64,
+}
+
+impl Entry {
+    /// When the execution became due at `now`, or `None` if it is not due.
+    fn due_since(&self, now: Timestamp) -> Option<Timestamp> {
+        let record = &self.record;
+        if record.lease.as_ref().is_some_and(|lease| lease.until > now) {
+            return None;
+        }
+        match record.status {
+            Status::Running => Some(record.updated_at),
+            Status::Suspended => {
+                let timer = record.wake_at.filter(|at| *at <= now);
+                let event = self
+                    .inbox
+                    .iter()
+                    .filter(|event| Some(&event.name) == record.waiting_for.as_ref())
+                    .map(|event| event.at)
+                    .min();
+                match (timer, event) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// Checks and applies `commit` (whose id is this entry's).
+    fn commit(&mut self, commit: &Commit) -> Result<ExecutionRecord, StoreError> {
+        check_commit(&self.record, commit)?;
+        self.record = apply_commit(&self.record, commit);
+        for event in &commit.events {
+            let seq = self.history.len() as u64 + 1;
+            self.history.push(HistoryEvent {
+                seq,
+                ..event.clone()
+            });
+        }
+        self.inbox
+            .retain(|event| !commit.consume.contains(&event.seq));
+        Ok(self.record.clone())
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        // No code panics while holding the lock, and every change is applied whole, so the map
+        // is consistent even if a panic poisoned it.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn with_entry<T>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut Entry) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match self.lock().get_mut(id) {
+            Some(entry) => f(entry),
+            None => Err(StoreError::NotFound(id.to_owned())),
+        }
+    }
+}
+
+impl Store for MemoryStore {
+    async fn create(&self, new: NewExecution) -> Result<Created, StoreError> {
+        let mut state = self.lock();
+        if let Some(entry) = state.get(&new.id) {
+            return Ok(Created::Existing(entry.record.clone()));
+        }
+        let (record, started) = new_record(&new);
+        let entry = Entry {
+            record: record.clone(),
+            history: vec![started],
+            inbox: Vec::new(),
+            next_inbox_seq: 1,
+        };
+        state.insert(new.id, entry);
+        Ok(Created::New(record))
+    }
+
+    async fn load(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        Ok(self.lock().get(id).map(|entry| entry.record.clone()))
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<ExecutionRecord, StoreError> {
+        self.with_entry(&commit.id, |entry| entry.commit(&commit))
+    }
+
+    async fn commit_batch(
+        &self,
+        commits: Vec<Commit>,
+    ) -> Result<Vec<Result<ExecutionRecord, StoreError>>, StoreError> {
+        let mut state = self.lock();
+        let results = commits
+            .iter()
+            .map(|commit| match state.get_mut(&commit.id) {
+                Some(entry) => entry.commit(commit),
+                None => Err(StoreError::NotFound(commit.id.clone())),
+            })
+            .collect();
+        Ok(results)
+    }
+
+    async fn claim_due(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let mut state = self.lock();
+        let mut due: Vec<(Timestamp, String)> = state
+            .values()
+            .filter_map(|entry| Some((entry.due_since(now)?, entry.record.id.clone())))
+            .collect();
+        due.sort();
+        due.truncate(limit);
+        let until = now.saturating_add(lease);
+        let mut claimed = Vec::with_capacity(due.len());
+        for (_, id) in due {
+            if let Some(entry) = state.get_mut(&id) {
+                entry.record.lease = Some(Lease {
+                    owner: owner.to_owned(),
+                    until,
+                });
+                claimed.push(entry.record.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn renew_lease(&self, id: &str, owner: &str, until: Timestamp) -> Result<(), StoreError> {
+        self.with_entry(id, |entry| {
+            check_lease_owner(&entry.record, owner, true)?;
+            entry.record.lease = Some(Lease {
+                owner: owner.to_owned(),
+                until,
+            });
+            Ok(())
+        })
+    }
+
+    async fn release_lease(&self, id: &str, owner: &str) -> Result<(), StoreError> {
+        self.with_entry(id, |entry| {
+            check_lease_owner(&entry.record, owner, false)?;
+            entry.record.lease = None;
+            Ok(())
+        })
+    }
+
+    async fn send_event(
+        &self,
+        id: &str,
+        name: &str,
+        payload: &str,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.with_entry(id, |entry| {
+            if entry.record.status.is_terminal() {
+                return Err(StoreError::Terminal(id.to_owned()));
+            }
+            let seq = entry.next_inbox_seq;
+            entry.next_inbox_seq += 1;
+            let event = InboxEvent {
+                seq,
+                name: name.to_owned(),
+                payload: payload.to_owned(),
+                at: now,
+            };
+            entry.inbox.push(event);
+            Ok(seq)
+        })
+    }
+
+    async fn inbox(&self, id: &str) -> Result<Vec<InboxEvent>, StoreError> {
+        self.with_entry(id, |entry| Ok(entry.inbox.clone()))
+    }
+
+    async fn history(&self, id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
+        self.with_entry(id, |entry| Ok(entry.history.clone()))
+    }
+
+    async fn list(&self, filter: ListFilter) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let state = self.lock();
+        let mut records: Vec<ExecutionRecord> = state
+            .values()
+            .map(|entry| &entry.record)
+            .filter(|record| {
+                filter
+                    .workflow
+                    .as_ref()
+                    .is_none_or(|w| *w == record.workflow)
+            })
+            .filter(|record| filter.status.is_none_or(|s| s == record.status))
+            .cloned()
+            .collect();
+        records.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        records.truncate(filter.limit.unwrap_or(usize::MAX));
+        Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MemoryStore;
+
+    fn fresh() -> (MemoryStore, ()) {
+        (MemoryStore::new(), ())
+    }
+
+    crate::store::conformance::conformance_tests!(fresh);
+}

@@ -1,0 +1,272 @@
+//! Where executions live: the [`Store`] trait and its backends.
+//!
+//! A store keeps, per execution, one [`ExecutionRecord`] (its status and last checkpoint), an
+//! append-only history of [`HistoryEvent`]s and an inbox of external events not yet consumed.
+//! The engine changes a record only through [`Store::commit`], an atomic compare-and-swap on the
+//! record's `version` that also appends history and consumes inbox events, so a checkpoint and
+//! what it records are written together or not at all.
+//!
+//! Workers find work with [`Store::claim_due`], which hands each due execution to one worker at
+//! a time under a lease.
+//!
+//! Backends: [`MemoryStore`] (tests, tools) and, with the `sqlite` feature, `SqliteStore` (the
+//! embedded default). Every backend passes the same conformance suite.
+//!
+//! ```
+//! use durable_core::Timestamp;
+//! use durable_core::store::{Commit, MemoryStore, NewExecution, Status, Store};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let store = MemoryStore::new();
+//! let now = Timestamp::from_millis(1_000);
+//! let record = store.create(NewExecution::new("o-1", "order", "\"o-1\"", now)).await?.into_record();
+//!
+//! let mut done = Commit::on(&record, now);
+//! done.status = Status::Succeeded;
+//! done.output = Some(r#"{"Ok":42}"#.to_owned());
+//! let record = store.commit(done).await?;
+//! assert_eq!(record.version, 2);
+//! # Ok::<(), durable_core::store::StoreError>(())
+//! # }).unwrap();
+//! ```
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::time::Timestamp;
+
+mod error;
+mod memory;
+mod record;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
+
+pub use self::error::{ParseNameError, StoreError};
+pub use self::memory::MemoryStore;
+pub use self::record::{
+    Commit, Created, EventKind, ExecutionId, ExecutionRecord, HistoryEvent, InboxEvent, Lease,
+    ListFilter, NewExecution, Snapshot, Status, StepRecord,
+};
+#[cfg(feature = "sqlite")]
+pub use self::sqlite::{SqliteOptions, SqliteStore, Synchronous};
+
+/// Persists executions, their history and their inbox.
+///
+/// Every method is atomic: it applies completely or not at all, also when the process dies
+/// half-way. Methods return `Send` futures, so generic engine code can `tokio::spawn` them.
+///
+/// Errors: [`StoreError::NotFound`] for an unknown execution id, [`StoreError::Backend`] and
+/// [`StoreError::Unavailable`] when the storage itself fails (then nothing was changed), and
+/// [`StoreError::Corrupt`] when a stored row cannot be decoded (a backend never panics on it).
+pub trait Store: Send + Sync + 'static {
+    /// Creates an execution, idempotently by id.
+    ///
+    /// If an execution with `new.id` exists, nothing changes and it is returned as
+    /// [`Created::Existing`] (whatever its workflow or input: comparing them is the caller's
+    /// job). Otherwise the execution is inserted with status [`Status::Running`], version 1,
+    /// `created_at == updated_at == new.now` and a history of one
+    /// [`EventKind::ExecutionStarted`] event (at `new.now`, with the input as its `state`), and
+    /// returned as [`Created::New`].
+    fn create(&self, new: NewExecution)
+    -> impl Future<Output = Result<Created, StoreError>> + Send;
+
+    /// The execution's record, or `None` if there is no execution `id`.
+    fn load(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<ExecutionRecord>, StoreError>> + Send;
+
+    /// Atomically replaces an execution's state: a compare-and-swap on its version.
+    ///
+    /// Checked in this order, and nothing changes when a check fails:
+    /// - the execution exists, else [`StoreError::NotFound`];
+    /// - if `commit.lease_owner` is `Some(owner)`, `owner` holds a lease that has not expired at
+    ///   `commit.now`, else [`StoreError::LeaseLost`];
+    /// - the stored version equals `commit.expected_version`, else [`StoreError::Conflict`];
+    /// - the stored status is not terminal, else [`StoreError::Terminal`]: a finished execution
+    ///   never changes again.
+    ///
+    /// Then, in one transaction: the record takes `commit`'s status, snapshot, output, wake_at,
+    /// step and waiting_for (full new values, not patches), `version` becomes
+    /// `expected_version + 1` and `updated_at` becomes `commit.now`; `commit.events` are appended
+    /// to the history with the next sequence numbers (the `seq` passed in is ignored); the inbox
+    /// events whose seqs are in `commit.consume` are deleted (seqs not in this execution's inbox
+    /// are ignored); and if `commit.release_lease`, the lease is cleared. Returns the new record.
+    fn commit(
+        &self,
+        commit: Commit,
+    ) -> impl Future<Output = Result<ExecutionRecord, StoreError>> + Send;
+
+    /// Applies several commits in one transaction (one sync to disk): the group commit.
+    ///
+    /// Each commit is checked and applied as by [`Store::commit`], independently: one that fails
+    /// its checks gets its error in the result at its index and the others still apply. Results
+    /// are in the order of `commits`; several commits to one execution apply in that order. The
+    /// outer error is for a failure of the storage itself, and then none of the commits applied.
+    fn commit_batch(
+        &self,
+        commits: Vec<Commit>,
+    ) -> impl Future<Output = Result<Vec<Result<ExecutionRecord, StoreError>>, StoreError>> + Send;
+
+    /// Atomically leases up to `limit` due executions to `owner` until `now + lease`.
+    ///
+    /// An execution is due when its status is not terminal, its lease is absent or expired
+    /// (`until <= now`), and either its status is [`Status::Running`] or it is
+    /// [`Status::Suspended`] with `wake_at <= now` or with an inbox event named `waiting_for`.
+    /// The longest-due come first: a running execution is due since its `updated_at`, a
+    /// suspended one since its `wake_at` or its oldest matching event, whichever is earlier;
+    /// ties are broken by id. Two callers never get the same execution while its lease is
+    /// valid. Returns the records with their new lease; their version does not change.
+    fn claim_due(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ExecutionRecord>, StoreError>> + Send;
+
+    /// Extends the lease `owner` holds on execution `id` until `until`.
+    ///
+    /// Succeeds while no other worker has claimed the execution (also after the lease expired:
+    /// nobody else ran it in between); [`StoreError::LeaseLost`] if the lease is held by someone
+    /// else or by nobody. Does not change the version.
+    fn renew_lease(
+        &self,
+        id: &str,
+        owner: &str,
+        until: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Gives up the lease `owner` holds on execution `id`, so any worker may claim it at once.
+    ///
+    /// A no-op if nobody holds the lease; [`StoreError::LeaseLost`] (and no change) if someone
+    /// else holds it. Does not change the version.
+    fn release_lease(
+        &self,
+        id: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Appends an external event to execution `id`'s inbox and returns its inbox seq (1-based,
+    /// increasing per execution, never reused).
+    ///
+    /// [`StoreError::NotFound`] for an unknown execution, [`StoreError::Terminal`] for one that
+    /// has finished. The record and its version do not change; whether the event is the one the
+    /// execution waits for is decided when a worker consumes it.
+    fn send_event(
+        &self,
+        id: &str,
+        name: &str,
+        payload: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The events in execution `id`'s inbox that were not consumed yet, by increasing seq.
+    /// [`StoreError::NotFound`] for an unknown execution.
+    fn inbox(&self, id: &str) -> impl Future<Output = Result<Vec<InboxEvent>, StoreError>> + Send;
+
+    /// Execution `id`'s history, by increasing seq (1, 2, 3, ... with no gap).
+    /// [`StoreError::NotFound`] for an unknown execution.
+    fn history(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Vec<HistoryEvent>, StoreError>> + Send;
+
+    /// The executions that match `filter`, ordered by `created_at`, then id.
+    fn list(
+        &self,
+        filter: ListFilter,
+    ) -> impl Future<Output = Result<Vec<ExecutionRecord>, StoreError>> + Send;
+}
+
+/// Checks a commit against the stored record, in the order [`Store::commit`] documents.
+pub(crate) fn check_commit(current: &ExecutionRecord, commit: &Commit) -> Result<(), StoreError> {
+    if let Some(owner) = &commit.lease_owner {
+        let held = current
+            .lease
+            .as_ref()
+            .is_some_and(|lease| lease.owner == *owner && lease.until > commit.now);
+        if !held {
+            return Err(StoreError::LeaseLost {
+                id: current.id.clone(),
+                owner: owner.clone(),
+            });
+        }
+    }
+    if current.version != commit.expected_version {
+        return Err(StoreError::Conflict {
+            id: current.id.clone(),
+            expected: commit.expected_version,
+            actual: current.version,
+        });
+    }
+    if current.status.is_terminal() {
+        return Err(StoreError::Terminal(current.id.clone()));
+    }
+    Ok(())
+}
+
+/// The record a checked commit produces.
+pub(crate) fn apply_commit(current: &ExecutionRecord, commit: &Commit) -> ExecutionRecord {
+    ExecutionRecord {
+        id: current.id.clone(),
+        workflow: current.workflow.clone(),
+        status: commit.status,
+        input: current.input.clone(),
+        snapshot: commit.snapshot.clone(),
+        output: commit.output.clone(),
+        wake_at: commit.wake_at,
+        step: commit.step.clone(),
+        waiting_for: commit.waiting_for.clone(),
+        version: current.version + 1,
+        lease: if commit.release_lease {
+            None
+        } else {
+            current.lease.clone()
+        },
+        created_at: current.created_at,
+        updated_at: commit.now,
+    }
+}
+
+/// The first record and history event of a new execution.
+pub(crate) fn new_record(new: &NewExecution) -> (ExecutionRecord, HistoryEvent) {
+    let record = ExecutionRecord {
+        id: new.id.clone(),
+        workflow: new.workflow.clone(),
+        status: Status::Running,
+        input: new.input.clone(),
+        snapshot: None,
+        output: None,
+        wake_at: None,
+        step: None,
+        waiting_for: None,
+        version: 1,
+        lease: None,
+        created_at: new.now,
+        updated_at: new.now,
+    };
+    let mut started = HistoryEvent::new(new.now, EventKind::ExecutionStarted);
+    started.seq = 1;
+    started.state = Some(new.input.clone());
+    (record, started)
+}
+
+/// Whether `owner` may release (or, with `renew`, extend) the lease on `current`.
+pub(crate) fn check_lease_owner(
+    current: &ExecutionRecord,
+    owner: &str,
+    renew: bool,
+) -> Result<(), StoreError> {
+    match &current.lease {
+        Some(lease) if lease.owner == owner => Ok(()),
+        None if !renew => Ok(()),
+        _ => Err(StoreError::LeaseLost {
+            id: current.id.clone(),
+            owner: owner.to_owned(),
+        }),
+    }
+}

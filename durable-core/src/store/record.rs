@@ -1,0 +1,455 @@
+//! What a store keeps: execution records, history events, inbox events, and the inputs of
+//! [`Store`](super::Store) methods.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::ParseNameError;
+use crate::time::Timestamp;
+
+/// The id of an execution, chosen by whoever starts it (an order id, say).
+pub type ExecutionId = String;
+
+/// Where an execution is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Runnable now, or being run by the worker that holds its lease.
+    Running,
+    /// Waiting for a timer, a retry delay or an event (see `wake_at` and `waiting_for`).
+    Suspended,
+    /// Finished; its function returned `Ok`.
+    Succeeded,
+    /// Finished; its function returned `Err`, or it could not go on.
+    Failed,
+    /// Finished; it was cancelled.
+    Cancelled,
+}
+
+impl Status {
+    /// Every status, in declaration order.
+    pub const ALL: [Status; 5] = [
+        Status::Running,
+        Status::Suspended,
+        Status::Succeeded,
+        Status::Failed,
+        Status::Cancelled,
+    ];
+
+    /// Whether the execution has finished for good: it never runs or changes again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Status::Succeeded | Status::Failed | Status::Cancelled)
+    }
+
+    /// The stored name: `running`, `suspended`, `succeeded`, `failed` or `cancelled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Suspended => "suspended",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = ParseNameError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .into_iter()
+            .find(|status| status.as_str() == name)
+            .ok_or_else(|| ParseNameError::new("status", name))
+    }
+}
+
+/// What a history event records; the vocabulary of AWS durable executions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    /// The execution was created, with its input.
+    ExecutionStarted,
+    /// A step's attempt started.
+    StepStarted,
+    /// A step's attempt succeeded; its result was checkpointed.
+    StepSucceeded,
+    /// A step's attempt failed (with the attempt and the delay before the next one, if any).
+    StepFailed,
+    /// A durable timer started.
+    WaitStarted,
+    /// A durable timer fired.
+    WaitSucceeded,
+    /// An awaited event was received and consumed.
+    EventReceived,
+    /// An event was refused (its payload did not decode); the execution keeps waiting.
+    EventRejected,
+    /// The execution left memory to wait.
+    Suspended,
+    /// The execution was picked up again (with how long it slept).
+    Resumed,
+    /// The function returned `Ok`.
+    ExecutionSucceeded,
+    /// The function returned `Err`, or the execution could not go on.
+    ExecutionFailed,
+    /// The execution was cancelled.
+    ExecutionCancelled,
+}
+
+impl EventKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [EventKind; 13] = [
+        EventKind::ExecutionStarted,
+        EventKind::StepStarted,
+        EventKind::StepSucceeded,
+        EventKind::StepFailed,
+        EventKind::WaitStarted,
+        EventKind::WaitSucceeded,
+        EventKind::EventReceived,
+        EventKind::EventRejected,
+        EventKind::Suspended,
+        EventKind::Resumed,
+        EventKind::ExecutionSucceeded,
+        EventKind::ExecutionFailed,
+        EventKind::ExecutionCancelled,
+    ];
+
+    /// The stored name, the variant's name (`StepSucceeded`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::ExecutionStarted => "ExecutionStarted",
+            EventKind::StepStarted => "StepStarted",
+            EventKind::StepSucceeded => "StepSucceeded",
+            EventKind::StepFailed => "StepFailed",
+            EventKind::WaitStarted => "WaitStarted",
+            EventKind::WaitSucceeded => "WaitSucceeded",
+            EventKind::EventReceived => "EventReceived",
+            EventKind::EventRejected => "EventRejected",
+            EventKind::Suspended => "Suspended",
+            EventKind::Resumed => "Resumed",
+            EventKind::ExecutionSucceeded => "ExecutionSucceeded",
+            EventKind::ExecutionFailed => "ExecutionFailed",
+            EventKind::ExecutionCancelled => "ExecutionCancelled",
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventKind {
+    type Err = ParseNameError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        EventKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+            .ok_or_else(|| ParseNameError::new("event kind", name))
+    }
+}
+
+/// The last checkpoint of an execution.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The point it was written after.
+    pub point: String,
+    /// The layout fingerprint of the workflow build that wrote it.
+    pub fingerprint: String,
+    /// The state, as JSON.
+    pub state: String,
+}
+
+/// The attempts of the step in progress since the last checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// The step's point name.
+    pub point: String,
+    /// The current (or last failed) attempt, from 1.
+    pub attempt: u32,
+    /// An at-most-once attempt that started and has not finished.
+    pub started: bool,
+    /// When the next attempt is due, if one was scheduled.
+    pub retry_at: Option<Timestamp>,
+}
+
+/// A worker's claim on an execution: nobody else runs it until `until`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The worker holding the lease.
+    pub owner: String,
+    /// When the lease expires (it is valid while `now < until`).
+    pub until: Timestamp,
+}
+
+/// The stored state of one execution.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutionRecord {
+    /// The execution's id.
+    pub id: ExecutionId,
+    /// The name of its workflow.
+    pub workflow: String,
+    /// Where it is in its life.
+    pub status: Status,
+    /// Its input, as JSON.
+    pub input: String,
+    /// Its last checkpoint; `None` before the first.
+    pub snapshot: Option<Snapshot>,
+    /// Once finished, its result: the JSON of the function's `Result<T, E>`.
+    pub output: Option<String>,
+    /// When a suspended execution is due again (a timer, a retry, an event's timeout).
+    pub wake_at: Option<Timestamp>,
+    /// The step in progress since the last checkpoint, if any.
+    pub step: Option<StepRecord>,
+    /// The name of the event a suspended execution waits for, if any.
+    pub waiting_for: Option<String>,
+    /// Starts at 1 and grows by one with every commit.
+    pub version: u64,
+    /// The worker running it, if any.
+    pub lease: Option<Lease>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was last committed.
+    pub updated_at: Timestamp,
+}
+
+/// One entry of an execution's history.
+///
+/// To append events, put them in [`Commit::events`] (built with [`HistoryEvent::new`] and the
+/// `with_*` methods): the store assigns `seq` and ignores the value passed in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEvent {
+    /// Its position in the execution's history: 1, 2, 3, ... assigned by the store.
+    pub seq: u64,
+    /// When it happened.
+    pub at: Timestamp,
+    /// What happened.
+    pub kind: EventKind,
+    /// The name of the point it concerns, if any.
+    pub point: Option<String>,
+    /// The source file of that point.
+    pub file: Option<String>,
+    /// The source line of that point.
+    pub line: Option<u32>,
+    /// The step attempt it concerns, from 1.
+    pub attempt: Option<u32>,
+    /// A human-readable detail: an error message, a delay, how long the execution slept.
+    pub detail: Option<String>,
+    /// The JSON state stored at a checkpoint (for `ExecutionStarted`, the input).
+    pub state: Option<String>,
+}
+
+impl HistoryEvent {
+    /// An event of `kind` at `at`, with no other detail (and `seq` 0, to be assigned).
+    pub fn new(at: Timestamp, kind: EventKind) -> Self {
+        HistoryEvent {
+            seq: 0,
+            at,
+            kind,
+            point: None,
+            file: None,
+            line: None,
+            attempt: None,
+            detail: None,
+            state: None,
+        }
+    }
+
+    /// This event, about the point `name` at `file:line`.
+    pub fn with_point(
+        mut self,
+        name: impl Into<String>,
+        file: impl Into<String>,
+        line: u32,
+    ) -> Self {
+        self.point = Some(name.into());
+        self.file = Some(file.into());
+        self.line = Some(line);
+        self
+    }
+
+    /// This event, about attempt `attempt`.
+    pub fn with_attempt(mut self, attempt: u32) -> Self {
+        self.attempt = Some(attempt);
+        self
+    }
+
+    /// This event, with a human-readable detail.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// This event, with the JSON state of a checkpoint.
+    pub fn with_state(mut self, state: impl Into<String>) -> Self {
+        self.state = Some(state.into());
+        self
+    }
+}
+
+/// An external event delivered to an execution and not yet consumed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxEvent {
+    /// Its position in the execution's inbox: 1-based, increasing, never reused.
+    pub seq: u64,
+    /// The event's name (what a `wait!` waits for).
+    pub name: String,
+    /// Its payload, as JSON.
+    pub payload: String,
+    /// When it was delivered.
+    pub at: Timestamp,
+}
+
+/// What [`Store::create`](super::Store::create) needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewExecution {
+    /// The execution's id.
+    pub id: ExecutionId,
+    /// The name of its workflow.
+    pub workflow: String,
+    /// Its input, as JSON.
+    pub input: String,
+    /// The creation time.
+    pub now: Timestamp,
+}
+
+impl NewExecution {
+    /// An execution `id` of `workflow` with `input` (JSON), created at `now`.
+    pub fn new(
+        id: impl Into<ExecutionId>,
+        workflow: impl Into<String>,
+        input: impl Into<String>,
+        now: Timestamp,
+    ) -> Self {
+        NewExecution {
+            id: id.into(),
+            workflow: workflow.into(),
+            input: input.into(),
+            now,
+        }
+    }
+}
+
+/// What [`Store::create`](super::Store::create) found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Created {
+    /// A new execution was inserted.
+    New(ExecutionRecord),
+    /// An execution with this id existed; it was left unchanged.
+    Existing(ExecutionRecord),
+}
+
+impl Created {
+    /// Whether the execution was inserted by this call.
+    pub fn is_new(&self) -> bool {
+        matches!(self, Created::New(_))
+    }
+
+    /// The record, new or existing.
+    pub fn record(&self) -> &ExecutionRecord {
+        match self {
+            Created::New(record) | Created::Existing(record) => record,
+        }
+    }
+
+    /// The record, new or existing.
+    pub fn into_record(self) -> ExecutionRecord {
+        match self {
+            Created::New(record) | Created::Existing(record) => record,
+        }
+    }
+}
+
+/// A compare-and-swap of one execution's state; see [`Store::commit`](super::Store::commit).
+///
+/// Build it with [`Commit::on`], which copies the record's current values, then change what
+/// the checkpoint changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Commit {
+    /// The execution.
+    pub id: ExecutionId,
+    /// The version the caller last read; the commit applies only if it is still the stored one.
+    pub expected_version: u64,
+    /// If `Some`, the commit applies only if this worker still holds a valid lease.
+    pub lease_owner: Option<String>,
+    /// The new status.
+    pub status: Status,
+    /// The new last checkpoint.
+    pub snapshot: Option<Snapshot>,
+    /// The new output.
+    pub output: Option<String>,
+    /// The new wake-up time.
+    pub wake_at: Option<Timestamp>,
+    /// The new step in progress.
+    pub step: Option<StepRecord>,
+    /// The new awaited event name.
+    pub waiting_for: Option<String>,
+    /// History events to append, in order (their `seq` is ignored and assigned by the store).
+    pub events: Vec<HistoryEvent>,
+    /// Inbox seqs of this execution's events to delete (consumed or rejected).
+    pub consume: Vec<u64>,
+    /// Clear the lease as well, so that any worker may claim the execution when it is due.
+    pub release_lease: bool,
+    /// The commit time: the new `updated_at`, and when the lease must still be valid.
+    pub now: Timestamp,
+}
+
+impl Commit {
+    /// A commit at `now` that expects `record`'s version and keeps all its values; it checks no
+    /// lease, appends no event, consumes nothing and keeps the lease.
+    pub fn on(record: &ExecutionRecord, now: Timestamp) -> Self {
+        Commit {
+            id: record.id.clone(),
+            expected_version: record.version,
+            lease_owner: None,
+            status: record.status,
+            snapshot: record.snapshot.clone(),
+            output: record.output.clone(),
+            wake_at: record.wake_at,
+            step: record.step.clone(),
+            waiting_for: record.waiting_for.clone(),
+            events: Vec::new(),
+            consume: Vec::new(),
+            release_lease: false,
+            now,
+        }
+    }
+}
+
+/// Which executions [`Store::list`](super::Store::list) returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only executions of this workflow.
+    pub workflow: Option<String>,
+    /// Only executions with this status.
+    pub status: Option<Status>,
+    /// At most this many (the oldest).
+    pub limit: Option<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for status in Status::ALL {
+            assert_eq!(status.as_str().parse::<Status>().unwrap(), status);
+        }
+        for kind in EventKind::ALL {
+            assert_eq!(kind.as_str().parse::<EventKind>().unwrap(), kind);
+        }
+        let error = "bogus".parse::<Status>().unwrap_err();
+        assert_eq!(error.to_string(), "unknown status `bogus`");
+        assert!(Status::Failed.is_terminal() && !Status::Suspended.is_terminal());
+    }
+}

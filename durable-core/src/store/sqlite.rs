@@ -1,0 +1,538 @@
+//! The embedded default store: one SQLite file, no server.
+
+use std::fmt::Display;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params};
+use tokio::sync::oneshot;
+
+use self::rows::{
+    RECORD_COLUMNS, SCHEMA, SCHEMA_VERSION, append_history, decode_history, decode_inbox,
+    decode_record, existing_record, inbox_slot, load_record, millis, write_record,
+};
+use super::{
+    Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, ListFilter, NewExecution,
+    Store, StoreError, apply_commit, check_commit, check_lease_owner, new_record,
+};
+use crate::time::Timestamp;
+
+mod rows;
+
+/// How hard SQLite works to keep a commit on power loss (`PRAGMA synchronous`).
+///
+/// The store always runs in WAL mode, where both levels keep the file consistent; they differ
+/// only in what a power loss or an OS crash (not a process crash) may undo.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    /// Every commit is synced to disk before it returns: nothing committed is ever lost. The
+    /// default; use [`Store::commit_batch`] to share one sync between many executions.
+    #[default]
+    Full,
+    /// Syncs at WAL checkpoints only: much faster, but the last commits before a power loss may
+    /// be undone (and their steps run again).
+    Normal,
+}
+
+/// How to open a [`SqliteStore`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// Durability against power loss. Default: [`Synchronous::Full`].
+    pub synchronous: Synchronous,
+    /// How long a call waits for another process's write lock before failing with
+    /// [`StoreError::Unavailable`]. Default: 5 seconds.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous: Synchronous::Full,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A [`Store`] in one SQLite file. Clones share one connection.
+///
+/// The connection lives on a dedicated thread that runs calls one after the other; async
+/// methods send it a closure and await the answer. A thread of our own (rather than
+/// `spawn_blocking` with a mutex) means the store works on any executor or runtime flavour,
+/// never occupies the runtime's blocking pool, and needs no lock around the connection, which
+/// SQLite serializes anyway (one writer at a time). Several processes may open the same file:
+/// SQLite's locking and `BEGIN IMMEDIATE` transactions keep their writes apart.
+///
+/// The thread ends when the last clone is dropped.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+    path: Arc<PathBuf>,
+    read_only: bool,
+}
+
+/// A [`StoreError`] for a failed SQLite call while trying to `what`.
+fn sql(what: impl Display) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |error| {
+        let message = format!("sqlite: cannot {what}: {error}");
+        match error.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                StoreError::Unavailable(message.into())
+            }
+            _ => StoreError::Backend(message.into()),
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens the store in file `path`, creating the file and its schema if they are missing,
+    /// with [`SqliteOptions::default`] (full durability). Blocks while it opens the file.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    /// Opens the store in file `path` with `options`; see [`SqliteStore::open`].
+    ///
+    /// Fails with [`StoreError::Backend`] if the file's directory is missing, the file cannot be
+    /// written, it is not a SQLite database, or its schema is newer than this build.
+    pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let shown = path.display();
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            let dir = dir.display();
+            let message = format!("sqlite: cannot open {shown}: directory {dir} does not exist");
+            return Err(StoreError::backend(message));
+        }
+        let mut conn = Connection::open(path).map_err(sql(format_args!("open {shown}")))?;
+        conn.busy_timeout(options.busy_timeout)
+            .map_err(sql(format_args!("configure {shown}")))?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(sql(format_args!("open {shown} (is it a SQLite database?)")))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::backend(format!(
+                "sqlite: {shown} cannot use WAL mode ({mode})"
+            )));
+        }
+        let synchronous = match options.synchronous {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", synchronous)
+            .map_err(sql(format_args!("configure {shown}")))?;
+        migrate(&mut conn, path)?;
+        Ok(Self::serve(conn, path, false))
+    }
+
+    /// Opens the existing store in file `path` for reading only (for tools such as the command
+    /// line): every write fails with [`StoreError::Backend`] and the stored data never changes.
+    ///
+    /// Reading a WAL database still needs its `-shm` and `-wal` side files, which SQLite creates
+    /// next to the file if they are missing (so the directory must be writable, or a writer
+    /// must have the store open).
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let shown = path.display();
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(sql(format_args!("open {shown} read-only")))?;
+        conn.busy_timeout(SqliteOptions::default().busy_timeout)
+            .map_err(sql(format_args!("configure {shown}")))?;
+        match schema_version(&conn, path)? {
+            0 => Err(StoreError::backend(format!(
+                "sqlite: {shown} is not a durable store (it has no schema)"
+            ))),
+            _ => Ok(Self::serve(conn, path, true)),
+        }
+    }
+
+    /// The file this store is in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn serve(mut conn: Connection, path: &Path, read_only: bool) -> Self {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let name = format!("durable-sqlite {}", path.display());
+        let spawned = std::thread::Builder::new().name(name).spawn(move || {
+            for job in queue {
+                // A panicking call loses its answer (the caller gets an error), not the store.
+                let _ = catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
+            }
+        });
+        if let Err(error) = spawned {
+            // The queue was dropped with the closure: every call reports the thread as gone.
+            tracing::error!(%error, "cannot start the sqlite thread");
+        }
+        SqliteStore {
+            jobs,
+            path: Arc::new(path.to_owned()),
+            read_only,
+        }
+    }
+
+    /// Runs `f` on the connection's thread and returns its answer.
+    async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = reply.send(f(conn));
+        });
+        let gone = || {
+            let path = self.path.display();
+            StoreError::backend(format!(
+                "sqlite: a call on {path} got no answer (it panicked, or the connection's thread is gone)"
+            ))
+        };
+        self.jobs.send(job).map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction (which takes the write lock at once, so two
+    /// processes never deadlock upgrading a read) and commits if it returns `Ok`.
+    async fn write<T, F>(&self, what: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        if self.read_only {
+            let path = self.path.display();
+            return Err(StoreError::backend(format!(
+                "sqlite: cannot {what}: {path} is open read-only"
+            )));
+        }
+        self.call(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql(what))?;
+            let value = f(&tx)?;
+            tx.commit().map_err(sql(what))?;
+            Ok(value)
+        })
+        .await
+    }
+
+    /// Runs `f` in a read transaction, so that it sees one consistent state.
+    async fn read<T, F>(&self, what: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.call(move |conn| {
+            let tx = conn.transaction().map_err(sql(what))?;
+            f(&tx)
+        })
+        .await
+    }
+}
+
+/// The schema version of the open database.
+fn schema_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(sql(format_args!(
+            "read the schema version of {}",
+            path.display()
+        )))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::backend(format!(
+            "sqlite: {} has schema version {version}, newer than this build supports \
+             ({SCHEMA_VERSION}): open it with a newer version of durable",
+            path.display()
+        )));
+    }
+    Ok(version)
+}
+
+/// Creates the schema if the file has none; refuses a newer one.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let what = format_args!("create the schema in {}", path.display()).to_string();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql(&what))?;
+    // Read inside the write transaction: two processes creating the file race here.
+    if schema_version(&tx, path)? == 0 {
+        tx.execute_batch(SCHEMA).map_err(sql(&what))?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(sql(&what))?;
+    }
+    tx.commit().map_err(sql(&what))
+}
+
+/// Applies each commit in `commits` inside the caller's transaction.
+///
+/// A commit's checks all run before it writes anything, so a commit that fails them leaves no
+/// trace and needs no savepoint; a failure while writing is a backend error, which aborts the
+/// whole transaction.
+fn commit_all(
+    conn: &Connection,
+    commits: &[Commit],
+) -> Result<Vec<Result<ExecutionRecord, StoreError>>, StoreError> {
+    commits
+        .iter()
+        .map(|commit| match commit_one(conn, commit) {
+            Err(error @ (StoreError::Backend(_) | StoreError::Unavailable(_))) => Err(error),
+            result => Ok(result),
+        })
+        .collect()
+}
+
+fn commit_one(conn: &Connection, commit: &Commit) -> Result<ExecutionRecord, StoreError> {
+    let current = existing_record(conn, &commit.id)?;
+    check_commit(&current, commit)?;
+    let next = apply_commit(&current, commit);
+    write_record(conn, &next)?;
+    append_history(conn, &commit.id, &commit.events)?;
+    if !commit.consume.is_empty() {
+        let mut delete = conn
+            .prepare_cached("DELETE FROM inbox WHERE execution_id = ?1 AND seq = ?2")
+            .map_err(sql("consume inbox events"))?;
+        for seq in &commit.consume {
+            let seq = i64::try_from(*seq).unwrap_or(i64::MAX);
+            delete
+                .execute(params![commit.id, seq])
+                .map_err(sql("consume inbox events"))?;
+        }
+    }
+    Ok(next)
+}
+
+/// Due executions (see [`Store::claim_due`]), longest-due first: `?1` is now, `?2` the limit.
+const CLAIM: &str = "
+WITH due AS (
+    SELECT e.*, CASE WHEN e.status = 'running' THEN e.updated_at ELSE MIN(
+        CASE WHEN e.wake_at <= ?1 THEN e.wake_at ELSE 9223372036854775807 END,
+        COALESCE((SELECT MIN(i.at) FROM inbox i
+                  WHERE i.execution_id = e.id AND i.name = e.waiting_for),
+                 9223372036854775807)) END AS due_since
+    FROM executions e
+    WHERE e.status IN ('running', 'suspended')
+      AND (e.lease_until IS NULL OR e.lease_until <= ?1)
+      AND (e.status = 'running' OR e.wake_at <= ?1 OR EXISTS (
+          SELECT 1 FROM inbox i WHERE i.execution_id = e.id AND i.name = e.waiting_for))
+)
+SELECT {columns} FROM due ORDER BY due_since, id LIMIT ?2";
+
+/// Leases the due executions to `lease` and returns them. A row that cannot be decoded is
+/// skipped and reported, so one corrupt execution does not stop all the others.
+fn claim(
+    conn: &Connection,
+    now: Timestamp,
+    lease: &Lease,
+    limit: usize,
+) -> Result<Vec<ExecutionRecord>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let query = CLAIM.replace("{columns}", RECORD_COLUMNS);
+    let mut select = conn
+        .prepare_cached(&query)
+        .map_err(sql("find due executions"))?;
+    let rows = select
+        .query_map(params![millis(now), limit], |row| Ok(decode_record(row)))
+        .map_err(sql("find due executions"))?;
+    let mut update = conn
+        .prepare_cached("UPDATE executions SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1")
+        .map_err(sql("lease executions"))?;
+    let mut claimed = Vec::new();
+    for row in rows {
+        match row.map_err(sql("find due executions"))? {
+            Ok(mut record) => {
+                update
+                    .execute(params![record.id, lease.owner, millis(lease.until)])
+                    .map_err(sql("lease executions"))?;
+                record.lease = Some(lease.clone());
+                claimed.push(record);
+            }
+            Err(error) => tracing::error!(%error, "skipping an execution that cannot be claimed"),
+        }
+    }
+    Ok(claimed)
+}
+
+impl Store for SqliteStore {
+    async fn create(&self, new: NewExecution) -> Result<Created, StoreError> {
+        self.write("create an execution", move |conn| {
+            if let Some(existing) = load_record(conn, &new.id)? {
+                return Ok(Created::Existing(existing));
+            }
+            let (record, started) = new_record(&new);
+            write_record(conn, &record)?;
+            append_history(conn, &record.id, &[started])?;
+            Ok(Created::New(record))
+        })
+        .await
+    }
+
+    async fn load(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        let id = id.to_owned();
+        self.read("load an execution", move |conn| load_record(conn, &id))
+            .await
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<ExecutionRecord, StoreError> {
+        let id = commit.id.clone();
+        let mut results = self.commit_batch(vec![commit]).await?;
+        results.pop().unwrap_or(Err(StoreError::NotFound(id)))
+    }
+
+    async fn commit_batch(
+        &self,
+        commits: Vec<Commit>,
+    ) -> Result<Vec<Result<ExecutionRecord, StoreError>>, StoreError> {
+        if commits.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write("commit", move |conn| commit_all(conn, &commits))
+            .await
+    }
+
+    async fn claim_due(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<ExecutionRecord>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lease = Lease {
+            owner: owner.to_owned(),
+            until: now.saturating_add(lease),
+        };
+        self.write("claim due executions", move |conn| {
+            claim(conn, now, &lease, limit)
+        })
+        .await
+    }
+
+    async fn renew_lease(&self, id: &str, owner: &str, until: Timestamp) -> Result<(), StoreError> {
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        self.write("renew a lease", move |conn| {
+            check_lease_owner(&existing_record(conn, &id)?, &owner, true)?;
+            conn.execute(
+                "UPDATE executions SET lease_until = ?2 WHERE id = ?1",
+                params![id, millis(until)],
+            )
+            .map_err(sql("renew a lease"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_lease(&self, id: &str, owner: &str) -> Result<(), StoreError> {
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        self.write("release a lease", move |conn| {
+            check_lease_owner(&existing_record(conn, &id)?, &owner, false)?;
+            conn.execute(
+                "UPDATE executions SET lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+                [&id],
+            )
+            .map_err(sql("release a lease"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn send_event(
+        &self,
+        id: &str,
+        name: &str,
+        payload: &str,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let (id, name, payload) = (id.to_owned(), name.to_owned(), payload.to_owned());
+        self.write("send an event", move |conn| {
+            let (status, seq) = inbox_slot(conn, &id)?;
+            if status.is_terminal() {
+                return Err(StoreError::Terminal(id));
+            }
+            let stored = i64::try_from(seq).unwrap_or(i64::MAX);
+            conn.execute(
+                "INSERT INTO inbox (execution_id, seq, name, payload, at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, stored, name, payload, millis(now)],
+            )
+            .and_then(|_| {
+                conn.execute(
+                    "UPDATE executions SET next_inbox_seq = ?2 WHERE id = ?1",
+                    params![id, stored + 1],
+                )
+            })
+            .map_err(sql("send an event"))?;
+            Ok(seq)
+        })
+        .await
+    }
+
+    async fn inbox(&self, id: &str) -> Result<Vec<InboxEvent>, StoreError> {
+        let id = id.to_owned();
+        self.read("read the inbox", move |conn| {
+            existing_record(conn, &id)?;
+            let query = "SELECT seq, name, payload, at FROM inbox WHERE execution_id = ?1 \
+                         ORDER BY seq";
+            select_all(conn, query, &id, "read the inbox", decode_inbox)
+        })
+        .await
+    }
+
+    async fn history(&self, id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
+        let id = id.to_owned();
+        self.read("read the history", move |conn| {
+            existing_record(conn, &id)?;
+            let query = "SELECT seq, at, kind, point, file, line, attempt, detail, state \
+                         FROM history WHERE execution_id = ?1 ORDER BY seq";
+            select_all(conn, query, &id, "read the history", decode_history)
+        })
+        .await
+    }
+
+    async fn list(&self, filter: ListFilter) -> Result<Vec<ExecutionRecord>, StoreError> {
+        self.read("list executions", move |conn| {
+            let query = format!(
+                "SELECT {RECORD_COLUMNS} FROM executions WHERE (?1 IS NULL OR workflow = ?1) \
+                 AND (?2 IS NULL OR status = ?2) ORDER BY created_at, id LIMIT ?3"
+            );
+            let limit = filter
+                .limit
+                .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+            let status = filter.status.map(|status| status.as_str());
+            let mut select = conn
+                .prepare_cached(&query)
+                .map_err(sql("list executions"))?;
+            let rows = select
+                .query_map(params![filter.workflow, status, limit], |row| {
+                    Ok(decode_record(row))
+                })
+                .map_err(sql("list executions"))?;
+            rows.map(|row| row.map_err(sql("list executions"))?)
+                .collect()
+        })
+        .await
+    }
+}
+
+/// Every row of `query` (whose only parameter is the execution id), decoded with `decode`.
+fn select_all<T>(
+    conn: &Connection,
+    query: &str,
+    id: &str,
+    what: &'static str,
+    decode: fn(&str, &rusqlite::Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut select = conn.prepare_cached(query).map_err(sql(what))?;
+    let rows = select
+        .query_map([id], |row| Ok(decode(id, row)))
+        .map_err(sql(what))?;
+    rows.map(|row| row.map_err(sql(what))?).collect()
+}
+
+#[cfg(test)]
+mod tests;

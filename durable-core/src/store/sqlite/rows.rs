@@ -1,0 +1,373 @@
+//! The SQLite schema, and how records become rows and rows become records.
+//!
+//! Decoding never panics: a value of the wrong type, a negative timestamp, an unknown status or
+//! a half-written snapshot gives [`StoreError::Corrupt`] naming the execution and the column.
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::sql;
+use crate::store::{
+    EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Lease, Snapshot, Status, StepRecord,
+    StoreError,
+};
+use crate::time::Timestamp;
+
+/// The schema version this build writes (`PRAGMA user_version`).
+pub(super) const SCHEMA_VERSION: i64 = 1;
+
+/// Version 1 of the schema. Timestamps are milliseconds since the Unix epoch.
+pub(super) const SCHEMA: &str = "
+CREATE TABLE executions (
+    id TEXT PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    status TEXT NOT NULL,
+    input TEXT NOT NULL,
+    snapshot_point TEXT,
+    snapshot_fingerprint TEXT,
+    snapshot_state TEXT,
+    output TEXT,
+    wake_at INTEGER,
+    step_point TEXT,
+    step_attempt INTEGER,
+    step_started INTEGER,
+    step_retry_at INTEGER,
+    waiting_for TEXT,
+    version INTEGER NOT NULL,
+    lease_owner TEXT,
+    lease_until INTEGER,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    next_inbox_seq INTEGER NOT NULL DEFAULT 1
+) STRICT;
+-- Claiming scans only unfinished executions, which stay few while finished ones pile up.
+CREATE INDEX executions_due ON executions (status, wake_at)
+    WHERE status IN ('running', 'suspended');
+CREATE INDEX executions_created ON executions (created_at, id);
+CREATE INDEX executions_workflow ON executions (workflow, created_at, id);
+CREATE TABLE history (
+    execution_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    point TEXT,
+    file TEXT,
+    line INTEGER,
+    attempt INTEGER,
+    detail TEXT,
+    state TEXT,
+    PRIMARY KEY (execution_id, seq)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE inbox (
+    execution_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (execution_id, seq)
+) STRICT;
+CREATE INDEX inbox_name ON inbox (execution_id, name);
+";
+
+/// The columns [`decode_record`] reads, in order.
+pub(super) const RECORD_COLUMNS: &str = "id, workflow, status, input, snapshot_point, \
+    snapshot_fingerprint, snapshot_state, output, wake_at, step_point, step_attempt, \
+    step_started, step_retry_at, waiting_for, version, lease_owner, lease_until, created_at, \
+    updated_at";
+
+/// A timestamp as stored: `u64` milliseconds clamped to `i64::MAX` (the year 292 million),
+/// which only "never" timestamps such as `Timestamp::from_millis(u64::MAX)` reach.
+pub(super) fn millis(at: Timestamp) -> i64 {
+    i64::try_from(at.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Reads the columns of one row, turning every surprise into [`StoreError::Corrupt`].
+struct Reader<'r, 'a> {
+    row: &'r Row<'a>,
+    id: &'r str,
+}
+
+impl Reader<'_, '_> {
+    fn value(&self, index: usize, column: &str) -> Result<ValueRef<'_>, StoreError> {
+        self.row
+            .get_ref(index)
+            .map_err(|e| StoreError::corrupt(self.id, format!("column `{column}`: {e}")))
+    }
+
+    fn opt_text(&self, index: usize, column: &str) -> Result<Option<String>, StoreError> {
+        match self.value(index, column)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => Ok(Some(text.to_owned())),
+                Err(_) => Err(StoreError::corrupt(
+                    self.id,
+                    format!("`{column}` is not UTF-8"),
+                )),
+            },
+            _ => Err(StoreError::corrupt(
+                self.id,
+                format!("`{column}` is not text"),
+            )),
+        }
+    }
+
+    fn text(&self, index: usize, column: &str) -> Result<String, StoreError> {
+        self.opt_text(index, column)?
+            .ok_or_else(|| StoreError::corrupt(self.id, format!("`{column}` is missing")))
+    }
+
+    fn opt_u64(&self, index: usize, column: &str) -> Result<Option<u64>, StoreError> {
+        match self.value(index, column)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Integer(n) => u64::try_from(n)
+                .map(Some)
+                .map_err(|_| StoreError::corrupt(self.id, format!("`{column}` is negative ({n})"))),
+            _ => Err(StoreError::corrupt(
+                self.id,
+                format!("`{column}` is not an integer"),
+            )),
+        }
+    }
+
+    fn u64(&self, index: usize, column: &str) -> Result<u64, StoreError> {
+        self.opt_u64(index, column)?
+            .ok_or_else(|| StoreError::corrupt(self.id, format!("`{column}` is missing")))
+    }
+
+    fn opt_u32(&self, index: usize, column: &str) -> Result<Option<u32>, StoreError> {
+        match self.opt_u64(index, column)? {
+            None => Ok(None),
+            Some(n) => u32::try_from(n).map(Some).map_err(|_| {
+                StoreError::corrupt(self.id, format!("`{column}` is out of range ({n})"))
+            }),
+        }
+    }
+
+    fn opt_time(&self, index: usize, column: &str) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.opt_u64(index, column)?.map(Timestamp::from_millis))
+    }
+
+    fn time(&self, index: usize, column: &str) -> Result<Timestamp, StoreError> {
+        self.u64(index, column).map(Timestamp::from_millis)
+    }
+
+    fn parsed<T: std::str::FromStr<Err: std::fmt::Display>>(
+        &self,
+        index: usize,
+        column: &str,
+    ) -> Result<T, StoreError> {
+        let text = self.text(index, column)?;
+        text.parse()
+            .map_err(|e| StoreError::corrupt(self.id, format!("`{column}`: {e}")))
+    }
+}
+
+/// Decodes a row of [`RECORD_COLUMNS`].
+pub(super) fn decode_record(row: &Row<'_>) -> Result<ExecutionRecord, StoreError> {
+    let id = Reader { row, id: "?" }.text(0, "id")?;
+    let r = Reader { row, id: &id };
+    let snapshot = match (
+        r.opt_text(4, "snapshot_point")?,
+        r.opt_text(5, "snapshot_fingerprint")?,
+        r.opt_text(6, "snapshot_state")?,
+    ) {
+        (None, None, None) => None,
+        (Some(point), Some(fingerprint), Some(state)) => Some(Snapshot {
+            point,
+            fingerprint,
+            state,
+        }),
+        _ => return Err(StoreError::corrupt(&id, "the snapshot is partly missing")),
+    };
+    let step = match (
+        r.opt_text(9, "step_point")?,
+        r.opt_u32(10, "step_attempt")?,
+        r.opt_u64(11, "step_started")?,
+    ) {
+        (None, None, None) => None,
+        (Some(point), Some(attempt), Some(started @ (0 | 1))) => {
+            let retry_at = r.opt_time(12, "step_retry_at")?;
+            Some(StepRecord {
+                point,
+                attempt,
+                started: started == 1,
+                retry_at,
+            })
+        }
+        _ => {
+            return Err(StoreError::corrupt(
+                &id,
+                "the step record is partly missing or invalid",
+            ));
+        }
+    };
+    let lease = match (
+        r.opt_text(15, "lease_owner")?,
+        r.opt_time(16, "lease_until")?,
+    ) {
+        (None, None) => None,
+        (Some(owner), Some(until)) => Some(Lease { owner, until }),
+        _ => return Err(StoreError::corrupt(&id, "the lease is partly missing")),
+    };
+    Ok(ExecutionRecord {
+        workflow: r.text(1, "workflow")?,
+        status: r.parsed(2, "status")?,
+        input: r.text(3, "input")?,
+        snapshot,
+        output: r.opt_text(7, "output")?,
+        wake_at: r.opt_time(8, "wake_at")?,
+        step,
+        waiting_for: r.opt_text(13, "waiting_for")?,
+        version: r.u64(14, "version")?,
+        lease,
+        created_at: r.time(17, "created_at")?,
+        updated_at: r.time(18, "updated_at")?,
+        id,
+    })
+}
+
+/// The record `id`, or `None`.
+pub(super) fn load_record(
+    conn: &Connection,
+    id: &str,
+) -> Result<Option<ExecutionRecord>, StoreError> {
+    let query = format!("SELECT {RECORD_COLUMNS} FROM executions WHERE id = ?1");
+    let mut statement = conn
+        .prepare_cached(&query)
+        .map_err(sql("load an execution"))?;
+    let row = statement
+        .query_row([id], |row| Ok(decode_record(row)))
+        .optional()
+        .map_err(sql("load an execution"))?;
+    row.transpose()
+}
+
+/// The record `id`, or [`StoreError::NotFound`].
+pub(super) fn existing_record(conn: &Connection, id: &str) -> Result<ExecutionRecord, StoreError> {
+    load_record(conn, id)?.ok_or_else(|| StoreError::NotFound(id.to_owned()))
+}
+
+/// Inserts `record`, or overwrites every column of the stored one (but its inbox counter).
+pub(super) fn write_record(conn: &Connection, r: &ExecutionRecord) -> Result<(), StoreError> {
+    let mut statement = conn
+        .prepare_cached(&format!(
+            "INSERT INTO executions ({RECORD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
+             ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) ON CONFLICT (id) DO UPDATE SET \
+             status = ?3, snapshot_point = ?5, snapshot_fingerprint = ?6, snapshot_state = ?7, \
+             output = ?8, wake_at = ?9, step_point = ?10, step_attempt = ?11, \
+             step_started = ?12, step_retry_at = ?13, waiting_for = ?14, version = ?15, \
+             lease_owner = ?16, lease_until = ?17, updated_at = ?19"
+        ))
+        .map_err(sql("write an execution"))?;
+    let (snapshot, step, lease) = (r.snapshot.as_ref(), r.step.as_ref(), r.lease.as_ref());
+    statement
+        .execute(params![
+            r.id,
+            r.workflow,
+            r.status.as_str(),
+            r.input,
+            snapshot.map(|s| &s.point),
+            snapshot.map(|s| &s.fingerprint),
+            snapshot.map(|s| &s.state),
+            r.output,
+            r.wake_at.map(millis),
+            step.map(|s| &s.point),
+            step.map(|s| s.attempt),
+            step.map(|s| s.started),
+            step.and_then(|s| s.retry_at).map(millis),
+            r.waiting_for,
+            int(r.version),
+            lease.map(|l| &l.owner),
+            lease.map(|l| millis(l.until)),
+            millis(r.created_at),
+            millis(r.updated_at),
+        ])
+        .map_err(sql("write an execution"))?;
+    Ok(())
+}
+
+/// Appends `events` to `id`'s history after its last seq; the `seq`s passed in are ignored.
+pub(super) fn append_history(
+    conn: &Connection,
+    id: &str,
+    events: &[HistoryEvent],
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let last: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM history WHERE execution_id = ?1")
+        .and_then(|mut statement| statement.query_row([id], |row| row.get(0)))
+        .map_err(sql("read the history"))?;
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO history (execution_id, seq, at, kind, point, file, line, attempt, \
+             detail, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .map_err(sql("append to the history"))?;
+    for (seq, e) in (last + 1..).zip(events) {
+        let values = params![
+            id,
+            seq,
+            millis(e.at),
+            e.kind.as_str(),
+            e.point,
+            e.file,
+            e.line,
+            e.attempt,
+            e.detail,
+            e.state
+        ];
+        insert
+            .execute(values)
+            .map_err(sql("append to the history"))?;
+    }
+    Ok(())
+}
+
+/// Decodes a history row (`seq, at, kind, point, file, line, attempt, detail, state`).
+pub(super) fn decode_history(id: &str, row: &Row<'_>) -> Result<HistoryEvent, StoreError> {
+    let r = Reader { row, id };
+    Ok(HistoryEvent {
+        seq: r.u64(0, "history.seq")?,
+        at: r.time(1, "history.at")?,
+        kind: r.parsed::<EventKind>(2, "history.kind")?,
+        point: r.opt_text(3, "history.point")?,
+        file: r.opt_text(4, "history.file")?,
+        line: r.opt_u32(5, "history.line")?,
+        attempt: r.opt_u32(6, "history.attempt")?,
+        detail: r.opt_text(7, "history.detail")?,
+        state: r.opt_text(8, "history.state")?,
+    })
+}
+
+/// Decodes an inbox row (`seq, name, payload, at`).
+pub(super) fn decode_inbox(id: &str, row: &Row<'_>) -> Result<InboxEvent, StoreError> {
+    let r = Reader { row, id };
+    Ok(InboxEvent {
+        seq: r.u64(0, "inbox.seq")?,
+        name: r.text(1, "inbox.name")?,
+        payload: r.text(2, "inbox.payload")?,
+        at: r.time(3, "inbox.at")?,
+    })
+}
+
+/// The status of `id` and its next inbox seq, or [`StoreError::NotFound`].
+pub(super) fn inbox_slot(conn: &Connection, id: &str) -> Result<(Status, u64), StoreError> {
+    let mut statement = conn
+        .prepare_cached("SELECT status, next_inbox_seq FROM executions WHERE id = ?1")
+        .map_err(sql("read an execution"))?;
+    let decoded = statement
+        .query_row([id], |row| {
+            let r = Reader { row, id };
+            Ok(r.parsed::<Status>(0, "status")
+                .and_then(|s| Ok((s, r.u64(1, "next_inbox_seq")?))))
+        })
+        .optional()
+        .map_err(sql("read an execution"))?;
+    decoded.ok_or_else(|| StoreError::NotFound(id.to_owned()))?
+}

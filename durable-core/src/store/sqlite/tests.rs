@@ -1,0 +1,372 @@
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::{SqliteOptions, SqliteStore, Synchronous};
+use crate::store::{
+    Commit, EventKind, HistoryEvent, ListFilter, NewExecution, Snapshot, Status, StepRecord, Store,
+    StoreError,
+};
+use crate::time::Timestamp;
+
+fn fresh() -> (SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = SqliteStore::open(dir.path().join("durable.db")).expect("open");
+    (store, dir)
+}
+
+crate::store::conformance::conformance_tests!(fresh);
+
+fn t(secs: u64) -> Timestamp {
+    Timestamp::from_millis(1_700_000_000_000 + secs * 1_000)
+}
+
+/// Runs one statement on the file through a connection of its own, as a stray tool would.
+fn raw(path: &Path, statement: &str) {
+    let conn = Connection::open(path).expect("raw connection");
+    conn.execute_batch(statement).expect("raw statement");
+}
+
+async fn create(store: &SqliteStore, id: &str) {
+    let new = NewExecution::new(id, "order", format!("\"{id}\""), t(1));
+    assert!(store.create(new).await.unwrap().is_new());
+}
+
+fn assert_backend(error: &StoreError, needles: &[&str]) {
+    assert!(matches!(error, StoreError::Backend(_)), "{error:?}");
+    assert!(!error.is_retryable(), "{error}");
+    let message = error.to_string();
+    for needle in needles {
+        assert!(
+            message.contains(needle),
+            "`{message}` should mention `{needle}`"
+        );
+    }
+}
+
+/// A full record, history and inbox, written and then read back.
+async fn populate(store: &SqliteStore) -> Commit {
+    create(store, "e-1").await;
+    store
+        .send_event("e-1", "payment", r#"{"amount":3}"#, t(2))
+        .await
+        .unwrap();
+    store
+        .send_event("e-1", "other", "null", t(3))
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_due("w-1", t(4), Duration::from_secs(60), 1)
+        .await
+        .unwrap();
+    let mut commit = Commit::on(&claimed[0], t(5));
+    commit.lease_owner = Some("w-1".into());
+    commit.status = Status::Suspended;
+    commit.snapshot = Some(Snapshot {
+        point: "payment".into(),
+        fingerprint: "fp".into(),
+        state: r#"{"payment":{"order":"o-1"}}"#.into(),
+    });
+    commit.step = Some(StepRecord {
+        point: "ship".into(),
+        attempt: 3,
+        started: false,
+        retry_at: None,
+    });
+    commit.wake_at = Some(Timestamp::from_millis(u64::MAX));
+    commit.waiting_for = Some("approval".into());
+    commit.events = vec![
+        HistoryEvent::new(t(5), EventKind::EventReceived)
+            .with_point("payment", "src/order.rs", 12)
+            .with_state(r#"{"payment":{"order":"o-1"}}"#),
+        HistoryEvent::new(t(5), EventKind::Suspended).with_detail("waiting for approval"),
+    ];
+    commit.consume = vec![1];
+    store.commit(commit.clone()).await.unwrap();
+    commit
+}
+
+#[tokio::test]
+async fn reopening_finds_everything() {
+    let (store, dir) = fresh();
+    let written = populate(&store).await;
+    let record = store.load("e-1").await.unwrap().unwrap();
+    let history = store.history("e-1").await.unwrap();
+    let inbox = store.inbox("e-1").await.unwrap();
+    drop(store);
+
+    let store = SqliteStore::open(dir.path().join("durable.db")).unwrap();
+    let reloaded = store.load("e-1").await.unwrap().unwrap();
+    assert_eq!(reloaded, record);
+    assert_eq!(
+        (reloaded.snapshot, reloaded.step),
+        (written.snapshot, written.step)
+    );
+    assert_eq!(
+        reloaded.wake_at,
+        Some(Timestamp::from_millis(i64::MAX as u64)),
+        "clamped"
+    );
+    assert_eq!(
+        reloaded.lease.map(|lease| lease.owner),
+        Some("w-1".to_owned())
+    );
+    assert_eq!(store.history("e-1").await.unwrap(), history);
+    assert_eq!(history.len(), 3);
+    assert_eq!(store.inbox("e-1").await.unwrap(), inbox);
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(store.list(ListFilter::default()).await.unwrap().len(), 1);
+    let seq = store
+        .send_event("e-1", "payment", "{}", t(9))
+        .await
+        .unwrap();
+    assert_eq!(seq, 3, "inbox seqs continue after a reopen");
+    assert!(
+        store
+            .claim_due("w-2", t(1_000), Duration::from_secs(1), 9)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn assert_corrupt<T: std::fmt::Debug>(result: Result<T, StoreError>, id: &str, needle: &str) {
+    match result {
+        Err(StoreError::Corrupt { id: found, what }) => {
+            assert_eq!(found, id);
+            assert!(what.contains(needle), "`{what}` should mention `{needle}`");
+        }
+        other => panic!("expected a corrupt {id}, got {other:?}"),
+    }
+}
+
+/// A store with four executions damaged behind its back, and a good one.
+async fn corrupted() -> (SqliteStore, tempfile::TempDir) {
+    let (store, dir) = fresh();
+    for id in [
+        "bad-status",
+        "bad-time",
+        "bad-snapshot",
+        "bad-history",
+        "good",
+    ] {
+        create(&store, id).await;
+    }
+    let damage = "UPDATE executions SET status = 'bogus' WHERE id = 'bad-status';
+        UPDATE executions SET wake_at = -5 WHERE id = 'bad-time';
+        UPDATE executions SET snapshot_point = 'p' WHERE id = 'bad-snapshot';
+        UPDATE history SET kind = 'Exploded' WHERE execution_id = 'bad-history';";
+    raw(&dir.path().join("durable.db"), damage);
+    (store, dir)
+}
+
+#[tokio::test]
+async fn corrupt_rows_give_corrupt_errors() {
+    let (store, _dir) = corrupted().await;
+    assert_corrupt(
+        store.load("bad-status").await,
+        "bad-status",
+        "unknown status `bogus`",
+    );
+    assert_corrupt(store.load("bad-time").await, "bad-time", "wake_at");
+    assert_corrupt(store.load("bad-snapshot").await, "bad-snapshot", "snapshot");
+    assert_corrupt(
+        store.history("bad-history").await,
+        "bad-history",
+        "Exploded",
+    );
+    assert_corrupt(
+        store.list(ListFilter::default()).await,
+        "bad-snapshot",
+        "snapshot",
+    );
+    let sent = store.send_event("bad-status", "x", "{}", t(2)).await;
+    assert_corrupt(sent, "bad-status", "status");
+    assert!(store.load("good").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn corrupt_rows_do_not_block_the_others() {
+    let (store, _dir) = corrupted().await;
+    let good = Commit::on(&store.load("good").await.unwrap().unwrap(), t(3));
+    let bad = Commit {
+        id: "bad-time".into(),
+        ..good.clone()
+    };
+    let mut results = store
+        .commit_batch(vec![bad, good])
+        .await
+        .unwrap()
+        .into_iter();
+    assert_corrupt(results.next().unwrap(), "bad-time", "wake_at");
+    assert_eq!(results.next().unwrap().unwrap().version, 2);
+
+    // Claiming skips what it cannot decode and hands out the rest.
+    let claimed = store
+        .claim_due("w", t(10), Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    let ids: Vec<String> = claimed.into_iter().map(|record| record.id).collect();
+    assert_eq!(ids, ["bad-history", "good"]);
+}
+
+#[tokio::test]
+async fn a_missing_directory_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing").join("durable.db");
+    let error = SqliteStore::open(&path).unwrap_err();
+    assert_backend(
+        &error,
+        &["sqlite", &path.display().to_string(), "does not exist"],
+    );
+    let error = SqliteStore::open_read_only(&path).unwrap_err();
+    assert_backend(
+        &error,
+        &["sqlite", "read-only", "unable to open database file"],
+    );
+}
+
+#[tokio::test]
+async fn read_only_refuses_writes_and_keeps_data() {
+    let (store, dir) = fresh();
+    let path = dir.path().join("durable.db");
+    populate(&store).await;
+    let before = store.load("e-1").await.unwrap().unwrap();
+    drop(store);
+
+    let reader = SqliteStore::open_read_only(&path).unwrap();
+    assert_eq!(reader.load("e-1").await.unwrap().as_ref(), Some(&before));
+    assert_eq!(reader.history("e-1").await.unwrap().len(), 3);
+    let new = NewExecution::new("e-2", "order", "null", t(9));
+    assert_backend(
+        &reader.create(new).await.unwrap_err(),
+        &["read-only", "create"],
+    );
+    let commit = Commit {
+        status: Status::Cancelled,
+        ..Commit::on(&before, t(9))
+    };
+    assert_backend(&reader.commit(commit).await.unwrap_err(), &["read-only"]);
+    assert_backend(
+        &reader.send_event("e-1", "a", "1", t(9)).await.unwrap_err(),
+        &["read-only"],
+    );
+    let claim = reader.claim_due("w", t(9), Duration::from_secs(1), 5).await;
+    assert_backend(&claim.unwrap_err(), &["read-only"]);
+    // Even a raw write through the read-only connection is refused by SQLite itself.
+    let raw_write = reader
+        .call(|conn| Ok(conn.execute("DELETE FROM history", []).is_err()))
+        .await;
+    assert!(raw_write.unwrap(), "the connection itself is read-only");
+    drop(reader);
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.load("e-1").await.unwrap(), Some(before));
+    assert_eq!(store.history("e-1").await.unwrap().len(), 3);
+    assert_eq!(store.load("e-2").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn newer_or_foreign_files_are_refused() {
+    let (store, dir) = fresh();
+    drop(store);
+    let path = dir.path().join("durable.db");
+    raw(&path, "PRAGMA user_version = 7;");
+    let error = SqliteStore::open(&path).unwrap_err();
+    assert_backend(&error, &["schema version 7", "newer"]);
+    assert_backend(
+        &SqliteStore::open_read_only(&path).unwrap_err(),
+        &["schema version 7"],
+    );
+
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(
+        &garbage,
+        b"this is not a database, just some text that is long enough",
+    )
+    .unwrap();
+    assert_backend(
+        &SqliteStore::open(&garbage).unwrap_err(),
+        &["sqlite", "garbage.db"],
+    );
+
+    let empty = dir.path().join("empty.db");
+    raw(&empty, "CREATE TABLE unrelated (x INTEGER);");
+    assert_backend(
+        &SqliteStore::open_read_only(&empty).unwrap_err(),
+        &["not a durable store"],
+    );
+}
+
+#[tokio::test]
+async fn options_set_wal_and_synchronous() {
+    let dir = tempfile::tempdir().unwrap();
+    let pragmas = |store: SqliteStore| async move {
+        store
+            .call(|conn| {
+                let mode: String = conn
+                    .pragma_query_value(None, "journal_mode", |r| r.get(0))
+                    .unwrap();
+                let sync: i64 = conn
+                    .pragma_query_value(None, "synchronous", |r| r.get(0))
+                    .unwrap();
+                Ok((mode, sync))
+            })
+            .await
+            .unwrap()
+    };
+    let full = SqliteStore::open(dir.path().join("full.db")).unwrap();
+    assert_eq!(pragmas(full).await, ("wal".to_owned(), 2));
+    let options = SqliteOptions {
+        synchronous: Synchronous::Normal,
+        ..SqliteOptions::default()
+    };
+    let normal = SqliteStore::open_with(dir.path().join("normal.db"), options).unwrap();
+    assert_eq!(pragmas(normal).await, ("wal".to_owned(), 1));
+}
+
+/// Two stores on one file act like two processes: SQLite's locks keep their claims apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_connections_never_share_a_claim() {
+    let (first, dir) = fresh();
+    let second = SqliteStore::open(dir.path().join("durable.db")).unwrap();
+    for i in 0..30 {
+        create(&first, &format!("e-{i:02}")).await;
+    }
+    let claim_all = |store: SqliteStore, owner: &'static str| {
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = store
+                    .claim_due(owner, t(5), Duration::from_secs(60), 2)
+                    .await
+                    .unwrap();
+                if got.is_empty() {
+                    return mine;
+                }
+                mine.extend(got.into_iter().map(|record| record.id));
+            }
+        })
+    };
+    let (a, b) = (claim_all(first, "w-a"), claim_all(second, "w-b"));
+    let (mut all, b) = (a.await.unwrap(), b.await.unwrap());
+    all.extend(b);
+    all.sort();
+    let claimed = all.len();
+    all.dedup();
+    assert_eq!(
+        (claimed, all.len()),
+        (30, 30),
+        "each execution claimed exactly once"
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_call_does_not_stop_the_store() {
+    let (store, _dir) = fresh();
+    let result: Result<(), StoreError> = store.call(|_| panic!("injected")).await;
+    assert_backend(&result.unwrap_err(), &["no answer", "panicked"]);
+    create(&store, "after").await;
+    assert!(store.load("after").await.unwrap().is_some());
+}
