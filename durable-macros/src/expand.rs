@@ -42,6 +42,7 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let patterns: Vec<_> = sig.params.iter().map(|param| param.pat.clone()).collect();
     let (lowered, mut errors) = lower::lower(&patterns, &item.block, errors);
     if !errors.any() {
+        check_borrows(&lowered, &mut errors);
         check_shadowing(&lowered, &mut errors);
     }
     errors.finish()?;
@@ -53,12 +54,30 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
 fn fallback(item: TokenStream, error: syn::Error) -> TokenStream {
     let error = error.into_compile_error();
     let Ok(item) = parse::item(item.clone()) else { return quote!(#error #item) };
+    if item.sig.receiver().is_some() {
+        // A method: keep it a method, so that the impl it stands in still compiles.
+        let ItemFn { attrs, vis, sig, .. } = &item;
+        return quote! {
+            #error
+            #(#attrs)*
+            #[allow(unused_variables, unreachable_code)]
+            #vis #sig { ::core::unreachable!() }
+        };
+    }
     let mut ignored = Errors::default();
     let header = header(&item);
     let Some(sig) = parse::signature(&item, &mut ignored) else { return quote!(#error #header) };
     let (impl_generics, ty_generics, where_clause) = item.sig.generics.split_for_impl();
     let name = &item.sig.ident;
-    let types = workflow_types(&sig);
+    // An input type that cannot be stored was reported already; `()` keeps it from being
+    // reported again by the trait's bounds.
+    let types = if sig.params.iter().any(|p| matches!(p.ty, syn::Type::Reference(_))) {
+        let ok = &sig.ok;
+        let err = &sig.err;
+        quote!(type Input = (); type Output = #ok; type Error = #err;)
+    } else {
+        workflow_types(&sig)
+    };
     quote! {
         #error
         #header
@@ -148,12 +167,12 @@ fn render(args: &Args, item: &ItemFn, sig: &Signature, lowered: &Lowered) -> Tok
     let input = input_type(sig);
     let ok = &sig.ok;
     let err = &sig.err;
-    let ctx = sig.ctx.as_ref().map_or_else(|| quote!(_), |pat| quote!(#pat));
+    let ctx = sig.ctx.as_ref().map_or_else(|| q!(_), |pat| q!(#pat));
     let asserts = sig.params.iter().map(|param| {
         let ty = &param.ty;
         quote_spanned!(ty.span()=> ::durable_core::__private::assert_input::<#ty>();)
     });
-    quote! {
+    q! {
         #header
 
         impl #impl_generics #name #ty_generics #where_clause {
@@ -196,12 +215,12 @@ fn machine(workflow: &str, sig: &Signature, lowered: &Lowered) -> TokenStream {
     let names = TypeParams::new(lowered);
     let state_enum = state_enum(lowered, &names);
     let label_enum = label_enum(lowered, &names);
-    let state_holes = names.state.iter().map(|_| quote!(_));
-    let label_holes = names.label.iter().map(|_| quote!(_));
+    let state_holes = names.state.iter().map(|_| q!(_));
+    let label_holes = names.label.iter().map(|_| q!(_));
     let patterns: Vec<_> = sig.params.iter().map(|param| &param.pat).collect();
     let input_pattern = match patterns.as_slice() {
-        [one] => quote!(#one),
-        many => quote!((#(#many,)*)),
+        [one] => q!(#one),
+        many => q!((#(#many,)*)),
     };
     let start = &lowered.labels[lowered.start];
     let start_fields = fields(lowered, start.live.iter().copied());
@@ -214,20 +233,20 @@ fn machine(workflow: &str, sig: &Signature, lowered: &Lowered) -> TokenStream {
         let bound = label.live.iter().map(|&id| {
             let binding = &lowered.bindings[id];
             let ident = &binding.ident;
-            if binding.mutable { quote!(mut #ident) } else { quote!(#ident) }
+            if binding.mutable { q!(mut #ident) } else { q!(#ident) }
         });
         let code = fill_jumps(arm.code.clone(), lowered, &mut asserted);
         let path = if label.kind.persisted() {
-            quote!(::durable_core::__private::At::State(__State::#variant { #(#bound),* }))
+            q!(::durable_core::__private::At::State(__State::#variant { #(#bound),* }))
         } else {
-            quote!(::durable_core::__private::At::Label(__Label::#variant { #(#bound),* }))
+            q!(::durable_core::__private::At::Label(__Label::#variant { #(#bound),* }))
         };
-        arms.extend(quote!(#path => { #code }));
+        arms.extend(q!(#path => { #code }));
     }
     if !lowered.labels.iter().any(|l| l.reachable && l.kind.persisted()) {
-        arms.extend(quote!(::durable_core::__private::At::State(__state) => match __state {},));
+        arms.extend(q!(::durable_core::__private::At::State(__state) => match __state {},));
     }
-    quote! {
+    q! {
         #state_enum
         #label_enum
         let mut __next: ::durable_core::__private::Next<__State<#(#state_holes),*>, __Label<#(#label_holes),*>> = match __entry {
@@ -312,14 +331,14 @@ fn variant_fields(lowered: &Lowered, names: &TypeParams, label: LabelId) -> Toke
         let binding = &lowered.bindings[id];
         let ident = &binding.ident;
         match &binding.ty {
-            Some(ty) => quote!(#ident: #ty),
+            Some(ty) => q!(#ident: #ty),
             None => {
                 let param = names.of(l.kind.persisted(), id).expect("a type parameter per stored binding");
-                quote!(#ident: #param)
+                q!(#ident: #param)
             }
         }
     });
-    quote!({ #(#fields),* })
+    q!({ #(#fields),* })
 }
 
 fn state_enum(lowered: &Lowered, names: &TypeParams) -> TokenStream {
@@ -329,9 +348,9 @@ fn state_enum(lowered: &Lowered, names: &TypeParams) -> TokenStream {
         let doc = &l.doc;
         let rename = &l.serde_name;
         let fields = variant_fields(lowered, names, id);
-        quote!(#[doc = #doc] #[serde(rename = #rename)] #variant #fields)
+        q!(#[doc = #doc] #[serde(rename = #rename)] #variant #fields)
     });
-    quote! {
+    q! {
         /// The persisted states: one per suspension point, holding the locals still needed after it.
         #[allow(non_camel_case_types, dead_code)]
         #[derive(::durable_core::__private::serde::Serialize, ::durable_core::__private::serde::Deserialize)]
@@ -346,9 +365,9 @@ fn label_enum(lowered: &Lowered, names: &TypeParams) -> TokenStream {
         let variant = &l.variant;
         let doc = &l.doc;
         let fields = variant_fields(lowered, names, id);
-        quote!(#[doc = #doc] #variant #fields)
+        q!(#[doc = #doc] #variant #fields)
     });
-    quote! {
+    q! {
         /// Transient labels (the start, loop heads, joins): never persisted.
         #[allow(non_camel_case_types, dead_code)]
         enum __Label<#(#params),*> { #(#variants,)* }
@@ -357,7 +376,7 @@ fn label_enum(lowered: &Lowered, names: &TypeParams) -> TokenStream {
 
 fn fields(lowered: &Lowered, ids: impl Iterator<Item = usize>) -> TokenStream {
     let idents = ids.map(|id| &lowered.bindings[id].ident);
-    quote!(#(#idents),*)
+    q!(#(#idents),*)
 }
 
 /// Replaces each jump placeholder with the code that builds the target's variant.
@@ -390,7 +409,7 @@ fn jump_code(lowered: &Lowered, index: usize, asserted: &mut HashSet<usize>) -> 
     let jump = &lowered.jumps[index];
     let label = &lowered.labels[jump.target];
     let variant = &label.variant;
-    let value = jump.value.as_ref().map(|value| quote!(let __v = #value;));
+    let value = jump.value.as_ref().map(|value| q!(let __v = #value;));
     let fields = fields(lowered, label.live.iter().copied());
     let (asserts, constructor) = match label.kind {
         LabelKind::Point { point, .. } => {
@@ -404,15 +423,38 @@ fn jump_code(lowered: &Lowered, index: usize, asserted: &mut HashSet<usize>) -> 
                 })
                 .collect();
             let facts = lower::point_ref(point);
-            (asserts, quote!(::durable_core::__private::Next::Checkpoint(#facts, __State::#variant { #fields })))
+            (asserts, q!(::durable_core::__private::Next::Checkpoint(#facts, __State::#variant { #fields })))
         }
-        _ => (Vec::new(), quote!(::durable_core::__private::Next::Label(__Label::#variant { #fields }))),
+        _ => (Vec::new(), q!(::durable_core::__private::Next::Label(__Label::#variant { #fields }))),
     };
-    quote! {
+    q! {
         #value
         #(#asserts)*
         __next = #constructor;
         continue '__durable;
+    }
+}
+
+/// Refuses a stored local whose initializer visibly borrows, with a message that says why.
+fn check_borrows(lowered: &Lowered, errors: &mut Errors) {
+    let mut reported = HashSet::new();
+    for label in lowered.labels.iter().filter(|l| l.reachable && l.kind.persisted()) {
+        for &id in &label.live {
+            let binding = &lowered.bindings[id];
+            let Some(borrows) = &binding.borrows else { continue };
+            if reported.insert(id) {
+                let ident = &binding.ident;
+                errors.spanned(
+                    ident,
+                    format!(
+                        "`{ident}` {borrows}, and it is still needed after a suspension point \
+                         (`step!`/`wait!`): a workflow's state is stored and loaded again, so it \
+                         cannot keep borrowed data. Store an owned value instead (`String::from(..)`, \
+                         `.to_owned()`, `.clone()`), or compute it again after the point"
+                    ),
+                );
+            }
+        }
     }
 }
 
@@ -461,9 +503,9 @@ fn facts(workflow: &str, item: &ItemFn, sig: &Signature, lowered: &Lowered) -> T
     let points = lowered.points.iter().enumerate().map(|(index, point)| {
         let name = point.call.name.value();
         let kind = match point.call.kind {
-            Kind::Step => quote!(Step),
-            Kind::Sleep => quote!(Sleep),
-            Kind::Event => quote!(Event),
+            Kind::Step => q!(Step),
+            Kind::Sleep => q!(Sleep),
+            Kind::Event => q!(Event),
         };
         let start = point.call.span.start();
         let (line, column) = (start.line as u32, start.column as u32 + 1);
@@ -472,7 +514,7 @@ fn facts(workflow: &str, item: &ItemFn, sig: &Signature, lowered: &Lowered) -> T
             .filter(|&label| lowered.labels[label].reachable)
             .map(|label| stored_names(lowered, label))
             .unwrap_or_default();
-        quote! {
+        q! {
             ::durable_core::PointFacts {
                 index: #index,
                 name: #name,
@@ -487,10 +529,10 @@ fn facts(workflow: &str, item: &ItemFn, sig: &Signature, lowered: &Lowered) -> T
     let edges = edges(lowered).into_iter().map(|(from, to)| {
         let from = node(from);
         let to = node(to);
-        quote!(::durable_core::Edge { from: #from, to: #to })
+        q!(::durable_core::Edge { from: #from, to: #to })
     });
     let fingerprint = fingerprint(lowered);
-    quote! {
+    q! {
         &::durable_core::WorkflowFacts {
             name: #workflow,
             file: ::core::file!(),
@@ -522,9 +564,9 @@ enum Node {
 
 fn node(node: Node) -> TokenStream {
     match node {
-        Node::Start => quote!(::durable_core::Node::Start),
-        Node::Point(index) => quote!(::durable_core::Node::Point(#index)),
-        Node::End => quote!(::durable_core::Node::End),
+        Node::Start => q!(::durable_core::Node::Start),
+        Node::Point(index) => q!(::durable_core::Node::Point(#index)),
+        Node::End => q!(::durable_core::Node::End),
     }
 }
 

@@ -5,6 +5,15 @@
 //! (section 3): one persisted state per suspension point, holding the locals still needed after
 //! it, with types inferred by rustc.
 
+/// `quote!` with mixed-site hygiene: the locals and labels the macro generates (`__next`,
+/// `__r`, `'__durable`) cannot collide with the user's, while the user's own tokens keep their
+/// spans.
+macro_rules! q {
+    ($($tokens:tt)*) => {
+        ::quote::quote_spanned!(::proc_macro2::Span::mixed_site()=> $($tokens)*)
+    };
+}
+
 mod errors;
 mod expand;
 mod lower;

@@ -13,7 +13,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote};
+use quote::format_ident;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Expr, Ident, Lifetime, Local, Macro, Pat, Stmt};
 
@@ -32,6 +32,9 @@ pub(crate) struct Binding {
     pub(crate) hidden: bool,
     /// The field type, when the macro knows it (timers and deadlines).
     pub(crate) ty: Option<TokenStream>,
+    /// What the binding's initializer borrows from, when it visibly does (`&x`, `"text"`,
+    /// `.as_str()`): such a local cannot be stored, and saying so beats a serde error.
+    pub(crate) borrows: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,12 +175,12 @@ impl Lowerer {
     // ---------------------------------------------------------------- bookkeeping
 
     fn bind(&mut self, ident: Ident, mutable: bool) -> BindingId {
-        self.push_binding(Binding { ident, mutable, hidden: false, ty: None })
+        self.push_binding(Binding { ident, mutable, hidden: false, ty: None, borrows: None })
     }
 
     fn bind_hidden(&mut self, name: &str, mutable: bool, ty: Option<TokenStream>) -> BindingId {
-        let ident = Ident::new(name, Span::call_site());
-        self.push_binding(Binding { ident, mutable, hidden: true, ty })
+        let ident = Ident::new(name, Span::mixed_site());
+        self.push_binding(Binding { ident, mutable, hidden: true, ty, borrows: None })
     }
 
     fn push_binding(&mut self, binding: Binding) -> BindingId {
@@ -245,24 +248,24 @@ impl Lowerer {
         self.jumps.push(Jump { target, value, scope: self.visible() });
         self.arms[self.arm].jumps.push(index);
         let placeholder = jump_placeholder(index);
-        quote!(#placeholder)
+        q!(#placeholder)
     }
 
     fn apply(&mut self, k: Cont, value: Option<TokenStream>) -> TokenStream {
         match k {
             Cont::Return => {
                 self.arms[self.arm].returns = true;
-                let value = value.unwrap_or_else(|| quote!(()));
-                quote!(return ::durable_core::__private::done(#value);)
+                let value = value.unwrap_or_else(|| q!(()));
+                q!(return ::durable_core::__private::done(#value);)
             }
             Cont::Jump(label) if self.labels[label].value.is_some() => {
-                let value = value.unwrap_or_else(|| quote!(()));
+                let value = value.unwrap_or_else(|| q!(()));
                 self.jump(label, Some(value))
             }
             Cont::Jump(label) => {
-                let discard = value.map(|value| quote!(let _ = #value;));
+                let discard = value.map(|value| q!(let _ = #value;));
                 let jump = self.jump(label, None);
-                quote!(#discard #jump)
+                q!(#discard #jump)
             }
         }
     }
@@ -324,18 +327,23 @@ impl Lowerer {
         let mut stmt = stmt.clone();
         Rewriter { lowerer: self, plain_loops: Vec::new() }.visit_stmt_mut(&mut stmt);
         if let Stmt::Local(local) = &stmt {
+            let borrows = local.init.as_ref().and_then(|init| scan::borrows(&init.expr));
+            let single = matches!(&local.pat, Pat::Ident(_) | Pat::Type(_));
             for (ident, mutable) in scan::bindings(&local.pat) {
-                self.bind(ident, mutable);
+                let id = self.bind(ident, mutable);
+                if single {
+                    self.bindings[id].borrows.clone_from(&borrows);
+                }
             }
         }
-        quote!(#stmt)
+        q!(#stmt)
     }
 
     fn plain_expr(&mut self, expr: &Expr) -> TokenStream {
         self.note_expr(expr);
         let mut expr = expr.clone();
         Rewriter { lowerer: self, plain_loops: Vec::new() }.visit_expr_mut(&mut expr);
-        quote!(#expr)
+        q!(#expr)
     }
 
     fn let_stmt<'a>(&mut self, local: &'a Local, rest: &'a [Stmt], k: Cont) -> TokenStream {
@@ -359,7 +367,7 @@ impl Lowerer {
                 }
                 let rest = this.stmts(rest, k);
                 this.scope.pop();
-                quote!(let #pat = __v; #rest)
+                q!(let #pat = __v; #rest)
             });
             return code;
         }
@@ -415,7 +423,7 @@ impl Lowerer {
         }
         let code = self.stmts(&block.stmts, k);
         self.scope.pop();
-        quote!({ #code })
+        q!({ #code })
     }
 
     fn lower_if(&mut self, expr_if: &syn::ExprIf, k: Cont) -> TokenStream {
@@ -425,17 +433,17 @@ impl Lowerer {
         let otherwise = match &expr_if.else_branch {
             None => {
                 let code = self.apply(k, None);
-                quote!({ #code })
+                q!({ #code })
             }
             Some((_, otherwise)) => match &**otherwise {
                 Expr::Block(block) => self.block(Vec::new(), &block.block, k),
                 other => {
                     let code = self.value(other, k);
-                    quote!({ #code })
+                    q!({ #code })
                 }
             },
         };
-        quote!(if #cond #then else #otherwise)
+        q!(if #cond #then else #otherwise)
     }
 
     fn lower_match(&mut self, expr_match: &syn::ExprMatch, k: Cont) -> TokenStream {
@@ -450,16 +458,16 @@ impl Lowerer {
                 Some((_, guard)) if has_point(&**guard) => self.unsupported(&**guard),
                 Some((_, guard)) => {
                     let guard = self.plain_expr(guard);
-                    quote!(if #guard)
+                    q!(if #guard)
                 }
                 None => TokenStream::new(),
             };
             let body = self.value(&arm.body, k);
             self.scope.pop();
             let pat = &arm.pat;
-            arms.extend(quote!(#pat #guard => { #body }));
+            arms.extend(q!(#pat #guard => { #body }));
         }
-        quote!(match #scrutinee { #arms })
+        q!(match #scrutinee { #arms })
     }
 
     fn lower_loop(&mut self, expr: &Expr, k: Cont) -> TokenStream {
@@ -482,7 +490,7 @@ impl Lowerer {
             let name = format!("__iter{n}");
             let id = self.bind_hidden(&name, true, None);
             let ident = &self.bindings[id].ident;
-            code.extend(quote!(let mut #ident = ::durable_core::__private::remaining(#iterable);));
+            code.extend(q!(let mut #ident = ::durable_core::__private::remaining(#iterable);));
             Some(id)
         } else {
             None
@@ -496,7 +504,7 @@ impl Lowerer {
                     let cond = this.plain_expr(&w.cond);
                     let body = this.block(scan::condition_bindings(&w.cond), body, Cont::Jump(head));
                     let exit = this.jump(after, None);
-                    quote!(if #cond #body else { #exit })
+                    q!(if #cond #body else { #exit })
                 }
                 Expr::ForLoop(f) => {
                     let id = iter.expect("a for loop's iterator");
@@ -505,7 +513,7 @@ impl Lowerer {
                     let pat = &f.pat;
                     let body = this.block(scan::bindings(pat), body, Cont::Jump(head));
                     let exit = this.jump(after, None);
-                    quote!(if let ::core::option::Option::Some(#pat) = #ident.pop_front() #body else { #exit })
+                    q!(if let ::core::option::Option::Some(#pat) = #ident.pop_front() #body else { #exit })
                 }
                 _ => this.block(Vec::new(), body, Cont::Jump(head)),
             };
@@ -516,7 +524,7 @@ impl Lowerer {
         self.arm_for(after, |this| {
             let value = this.labels[after].value.map(|id| {
                 this.arms[this.arm].uses.insert(id);
-                quote!(__v)
+                q!(__v)
             });
             if let Some(id) = this.labels[after].value {
                 this.scope.push(vec![id]);
@@ -548,7 +556,7 @@ impl Lowerer {
             Ok(call) => call,
             Err(error) => {
                 self.errors.push(error);
-                return quote!(::core::unreachable!());
+                return q!(::core::unreachable!());
             }
         };
         let kind = call.kind;
@@ -556,9 +564,9 @@ impl Lowerer {
         let then: Then<'a> = Box::new(move |this: &mut Lowerer| {
             if has_point(&remainder) {
                 // More points follow in the same expression: keep the value across a checkpoint.
-                return this.checkpoint_then(point, kind, Some(quote!(__r)), move |this| {
+                return this.checkpoint_then(point, kind, Some(q!(__r)), move |this| {
                     let code = this.resume_form(&remainder, form, rest, k);
-                    quote!(let __r = __v; #code)
+                    q!(let __r = __v; #code)
                 });
             }
             match form {
@@ -567,21 +575,21 @@ impl Lowerer {
                     *init.expr = remainder;
                     let stmt = this.plain_stmt(&Stmt::Local(local));
                     let next = this.checkpoint_then(point, kind, None, move |this| this.stmts(rest, k));
-                    quote!(#stmt #next)
+                    q!(#stmt #next)
                 }
                 Form::Stmt => {
                     let stmt = this.plain_expr(&remainder);
                     let next = this.checkpoint_then(point, kind, None, move |this| this.stmts(rest, k));
-                    quote!(#stmt; #next)
+                    q!(#stmt; #next)
                 }
                 Form::Value(k) => {
                     let value = this.plain_expr(&remainder);
-                    let carry = this.wants_value(k).then(|| quote!(__v));
+                    let carry = this.wants_value(k).then(|| q!(__v));
                     let next = this.checkpoint_then(point, kind, carry, move |this| {
-                        let value = this.wants_value(k).then(|| quote!(__v));
+                        let value = this.wants_value(k).then(|| q!(__v));
                         this.apply(k, value)
                     });
-                    quote!(let __v = #value; #next)
+                    q!(let __v = #value; #next)
                 }
             }
         });
@@ -613,9 +621,9 @@ impl Lowerer {
         next: impl FnOnce(&mut Self) -> TokenStream,
     ) -> TokenStream {
         if kind == Kind::Sleep {
-            let value = carry.map(|value| quote!(let __v = #value;));
+            let value = carry.map(|value| q!(let __v = #value;));
             let next = next(self);
-            return quote!(#value #next);
+            return q!(#value #next);
         }
         let name = self.points[point].call.name.value();
         self.scope.push(Vec::new());
@@ -665,16 +673,16 @@ impl Lowerer {
                 let retry = call.retry.as_ref().map(|e| self.plain_expr(e));
                 let semantics = call.semantics.as_ref().map(|e| self.plain_expr(e));
                 let policy = match (retry, semantics) {
-                    (None, None) => quote!(::durable_core::__private::default_policy()),
+                    (None, None) => q!(::durable_core::__private::default_policy()),
                     (retry, semantics) => {
-                        let retry = retry.unwrap_or_else(|| quote!(::core::default::Default::default()));
-                        let semantics = semantics.unwrap_or_else(|| quote!(::core::default::Default::default()));
-                        quote!(::durable_core::StepPolicy { retry: #retry, semantics: #semantics })
+                        let retry = retry.unwrap_or_else(|| q!(::core::default::Default::default()));
+                        let semantics = semantics.unwrap_or_else(|| q!(::core::default::Default::default()));
+                        q!(::durable_core::StepPolicy { retry: #retry, semantics: #semantics })
                     }
                 };
                 let body = self.plain_expr(call.body.as_ref().expect("a step has a body"));
                 let then = then(self);
-                quote! {
+                q! {
                     let __policy = #policy;
                     let __r = match ::durable_core::__private::step_begin(__host, #facts, &__policy).await {
                         ::core::result::Result::Ok(::core::option::Option::None) => {
@@ -692,15 +700,15 @@ impl Lowerer {
             }
             Kind::Sleep => {
                 let duration = self.plain_expr(call.duration.as_ref().expect("a timer has a duration"));
-                let ty = quote!(::durable_core::Timestamp);
+                let ty = q!(::durable_core::Timestamp);
                 let (start, label, wake) = self.waiting(point, "__wake_at", ty, |wake| {
-                    quote!(let #wake = ::durable_core::__private::sleep_start(__host, #facts, #duration);)
+                    q!(let #wake = ::durable_core::__private::sleep_start(__host, #facts, #duration);)
                 });
                 self.points[point].after = Some(label);
                 self.arm_for(label, |this| {
                     this.arms[this.arm].uses.insert(wake);
                     let then = then(this);
-                    quote! {
+                    q! {
                         if !::durable_core::__private::sleep_due(__host, #facts, __wake_at) {
                             return ::core::result::Result::Ok(::durable_core::Exit::Suspended);
                         }
@@ -714,24 +722,24 @@ impl Lowerer {
                 let timeout = match &call.timeout {
                     Some(timeout) => {
                         let timeout = self.plain_expr(timeout);
-                        quote!(::core::option::Option::Some(#timeout))
+                        q!(::core::option::Option::Some(#timeout))
                     }
-                    None => quote!(::core::option::Option::None),
+                    None => q!(::core::option::Option::None),
                 };
                 let with_timeout = call.timeout.is_some();
-                let ty = quote!(::core::option::Option<::durable_core::Timestamp>);
+                let ty = q!(::core::option::Option<::durable_core::Timestamp>);
                 let (start, label, deadline) = self.waiting(point, "__deadline", ty, |deadline| {
-                    quote!(let #deadline = ::durable_core::__private::event_start(__host, #facts, #timeout);)
+                    q!(let #deadline = ::durable_core::__private::event_start(__host, #facts, #timeout);)
                 });
                 self.arm_for(label, |this| {
                     this.arms[this.arm].uses.insert(deadline);
                     let then = then(this);
                     let received = if with_timeout {
-                        quote!(::core::option::Option::Some(__r) => __r,)
+                        q!(::core::option::Option::Some(__r) => __r,)
                     } else {
-                        quote!(::core::option::Option::Some(::core::result::Result::Ok(__r)) => __r,)
+                        q!(::core::option::Option::Some(::core::result::Result::Ok(__r)) => __r,)
                     };
-                    quote! {
+                    q! {
                         let __r = match ::durable_core::__private::event_poll(__host, #facts, __deadline) {
                             #received
                             _ => return ::core::result::Result::Ok(::durable_core::Exit::Suspended),
@@ -765,8 +773,10 @@ impl Lowerer {
     }
 
     fn unsupported(&mut self, node: &dyn quote::ToTokens) -> TokenStream {
+        let tokens = node.to_token_stream();
+        let call = scan::first_point_call(tokens.clone()).unwrap_or(tokens);
         self.errors.spanned(
-            node,
+            call,
             "`step!`/`wait!` cannot be used in this position. A point may stand as a statement \
              (`step!(..)?;`), as a `let` initializer (`let x = step!(..)?;`), on the right of an \
              assignment, as the value of a block, `if`/`match` arm, `loop` or `break`, as the operand \
@@ -774,13 +784,13 @@ impl Lowerer {
              `for`, optionally followed by `?`, `.await`, field accesses and method calls. Bind the \
              point's result with `let` first and use the variable here",
         );
-        quote!(::core::unreachable!())
+        q!(::core::unreachable!())
     }
 }
 
 /// `&Self::__FACTS.points[i]`.
 pub(crate) fn point_ref(index: usize) -> TokenStream {
-    quote!(&Self::__DURABLE_FACTS.points[#index])
+    q!(&Self::__DURABLE_FACTS.points[#index])
 }
 
 pub(crate) fn jump_placeholder(index: usize) -> Ident {
@@ -841,7 +851,7 @@ fn take_first_point(expr: &mut Expr) -> Option<Macro> {
     match expr {
         Expr::Macro(mac) if point_macro(&mac.mac).is_some() => {
             let mac = mac.mac.clone();
-            *expr = Expr::Verbatim(quote!(__r));
+            *expr = Expr::Verbatim(q!(__r));
             Some(mac)
         }
         Expr::Try(e) => take_first_point(&mut e.expr),
@@ -941,24 +951,24 @@ impl VisitMut for Rewriter<'_> {
                 if let Some(value) = &mut ret.expr {
                     self.visit_expr_mut(value);
                 }
-                let value = ret.expr.as_ref().map_or_else(|| quote!(()), |value| quote!(#value));
+                let value = ret.expr.as_ref().map_or_else(|| q!(()), |value| q!(#value));
                 let k = Cont::Return;
                 *expr = Expr::Verbatim(self.lowerer.apply(k, Some(value)));
-                *expr = Expr::Verbatim(quote!({ #expr }));
+                *expr = Expr::Verbatim(q!({ #expr }));
             }
             Expr::Break(brk) if !self.targets_plain(brk.label.as_ref()) => {
                 if let Some(value) = &mut brk.expr {
                     self.visit_expr_mut(value);
                 }
                 let Some((_, after)) = self.lowerer.loop_target(brk.label.as_ref()) else { return };
-                let value = brk.expr.as_ref().map(|value| quote!(#value));
+                let value = brk.expr.as_ref().map(|value| q!(#value));
                 let jump = self.lowerer.apply(Cont::Jump(after), value);
-                *expr = Expr::Verbatim(quote!({ #jump }));
+                *expr = Expr::Verbatim(q!({ #jump }));
             }
             Expr::Continue(cont) if !self.targets_plain(cont.label.as_ref()) => {
                 let Some((head, _)) = self.lowerer.loop_target(cont.label.as_ref()) else { return };
                 let jump = self.lowerer.jump(head, None);
-                *expr = Expr::Verbatim(quote!({ #jump }));
+                *expr = Expr::Verbatim(q!({ #jump }));
             }
             _ => visit_mut::visit_expr_mut(self, expr),
         }

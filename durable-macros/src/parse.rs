@@ -91,7 +91,17 @@ pub(crate) fn signature(item: &ItemFn, errors: &mut Errors) -> Option<Signature>
                 &typed.ty,
                 "the execution context must be the first parameter: `ctx: &Ctx`",
             ),
-            FnArg::Typed(typed) => params.push(Param { pat: (*typed.pat).clone(), ty: (*typed.ty).clone() }),
+            FnArg::Typed(typed) => {
+                if let Type::Reference(reference) = &*typed.ty {
+                    errors.spanned(
+                        reference,
+                        "a workflow's inputs are stored with the execution, so they must be owned: \
+                         take `String` instead of `&str`, `T` instead of `&T` (only the first \
+                         parameter may borrow, as `ctx: &Ctx`)",
+                    );
+                }
+                params.push(Param { pat: (*typed.pat).clone(), ty: (*typed.ty).clone() });
+            }
         }
     }
     let (ok, err) = match result_types(&sig.output) {

@@ -261,3 +261,45 @@ impl<'a> VisitNode<'a> for [Stmt] {
         }
     }
 }
+
+/// The first `step!(..)`/`wait!(..)` call in some tokens (name, `!` and arguments), for a
+/// span that covers the whole call.
+pub(crate) fn first_point_call(tokens: TokenStream) -> Option<TokenStream> {
+    let trees: Vec<TokenTree> = tokens.into_iter().collect();
+    for (index, tree) in trees.iter().enumerate() {
+        match tree {
+            TokenTree::Ident(ident) if ident == "step" || ident == "wait" => {
+                if let (Some(TokenTree::Punct(bang)), Some(TokenTree::Group(args))) = (trees.get(index + 1), trees.get(index + 2)) {
+                    if bang.as_char() == '!' {
+                        return Some([tree.clone(), TokenTree::Punct(bang.clone()), TokenTree::Group(args.clone())].into_iter().collect());
+                    }
+                }
+            }
+            TokenTree::Group(group) => {
+                if let Some(call) = first_point_call(group.stream()) {
+                    return Some(call);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// What an initializer visibly borrows from: a string literal, a reference, or a method whose
+/// result borrows its receiver.
+pub(crate) fn borrows(init: &Expr) -> Option<String> {
+    const BORROWING: &[&str] =
+        &["as_str", "as_ref", "as_slice", "as_bytes", "as_deref", "as_path", "iter", "chars", "lines", "split", "borrow"];
+    match init {
+        Expr::Lit(lit) if matches!(lit.lit, syn::Lit::Str(_) | syn::Lit::ByteStr(_)) => {
+            Some("borrows a string literal (its type is `&str`)".to_owned())
+        }
+        Expr::Reference(_) => Some("holds a reference (`&..`)".to_owned()),
+        Expr::MethodCall(call) if BORROWING.iter().any(|m| call.method == m) => {
+            Some(format!("holds what `.{}()` returns, which borrows from `{}`", call.method, quote::ToTokens::to_token_stream(&call.receiver).to_string().replace(' ', "")))
+        }
+        Expr::Paren(paren) => borrows(&paren.expr),
+        _ => None,
+    }
+}

@@ -1,0 +1,9 @@
+use durable_core::prelude::*;
+
+#[durable]
+async fn wf(id: u64) -> Result<u64, WorkflowError> {
+    let a = step!(Ok::<_, StepError>(id))?;
+    Ok(a)
+}
+
+fn main() {}
