@@ -623,3 +623,44 @@ fn fingerprint(lowered: &Lowered) -> String {
     }
     format!("{hash:016x}")
 }
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    fn pretty(tokens: proc_macro2::TokenStream) -> String {
+        prettyplease::unparse(&syn::parse2(tokens).expect("the expansion parses as a file"))
+    }
+
+    fn expand(item: proc_macro2::TokenStream) -> String {
+        pretty(super::durable(proc_macro2::TokenStream::new(), item))
+    }
+
+    #[test]
+    fn straight_line() {
+        insta::assert_snapshot!(expand(quote! {
+            pub async fn charge(order_id: String) -> Result<String, WorkflowError> {
+                let total = step!("price", price(&order_id).await)?;
+                let receipt = step!("charge", retry = Retry::exponential(3), pay(total).await)?;
+                Ok(format!("{order_id}: {receipt}"))
+            }
+        }));
+    }
+
+    #[test]
+    fn loop_timer_and_event() {
+        insta::assert_snapshot!(expand(quote! {
+            async fn approval(items: Vec<u64>) -> Result<u64, WorkflowError> {
+                let mut total = 0;
+                for item in items {
+                    total += step!("price", price(item).await)?;
+                }
+                if total > 100 {
+                    wait!("cool_off", Duration::from_secs(60));
+                }
+                let approved: bool = wait!("approval", event, timeout = Duration::from_secs(3600))?;
+                Ok(if approved { total } else { 0 })
+            }
+        }));
+    }
+}

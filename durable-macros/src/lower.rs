@@ -160,7 +160,7 @@ pub(crate) fn lower(params: &[Pat], body: &syn::Block, errors: Errors) -> (Lower
             lowerer.bind(ident, mutable);
         }
     }
-    let start = lowerer.new_label(LabelKind::Start, format_ident!("__Start"), "the start of the function".into());
+    let start = lowerer.new_label(LabelKind::Start, format_ident!("__Start"), " the start of the function".into());
     lowerer.start_arm(start);
     let code = lowerer.stmts(&body.stmts, Cont::Return);
     lowerer.arms[0].code = code;
@@ -354,7 +354,7 @@ impl Lowerer {
             }
         }
         if is_compound(&init.expr) && init.diverge.is_none() {
-            let join = self.join(true, "the value of a `let` whose initializer suspends");
+            let join = self.join(true, " the value of a `let` whose initializer suspends");
             let code = self.value(&init.expr, Cont::Jump(join));
             let pat = local.pat.clone();
             self.arm_for(join, |this| {
@@ -379,7 +379,7 @@ impl Lowerer {
             return self.value(expr, k);
         }
         if is_compound(expr) {
-            let join = self.join(false, "the statement after a block that suspends");
+            let join = self.join(false, " the statement after a block that suspends");
             let code = self.value(expr, Cont::Jump(join));
             self.arm_for(join, |this| this.stmts(rest, k));
             return code;
@@ -480,7 +480,7 @@ impl Lowerer {
         self.loop_count += 1;
         let n = self.loop_count;
         let carries = matches!(expr, Expr::Loop(_)) && self.wants_value(k);
-        let after = self.join(carries, "after a loop");
+        let after = self.join(carries, " after a loop");
         self.labels[after].kind = LabelKind::After;
         self.labels[after].variant = format_ident!("AfterLoop{}", n);
         let mut code = TokenStream::new();
@@ -495,7 +495,7 @@ impl Lowerer {
         } else {
             None
         };
-        let head = self.new_label(LabelKind::Head, format_ident!("LoopHead{}", n), "the head of a loop".into());
+        let head = self.new_label(LabelKind::Head, format_ident!("LoopHead{}", n), " the head of a loop".into());
         code.extend(self.jump(head, None));
         self.arm_for(head, |this| {
             this.loops.push(LoopCtx { label, head, after });
@@ -629,7 +629,7 @@ impl Lowerer {
         self.scope.push(Vec::new());
         let value = carry.is_some().then(|| self.bind_hidden("__v", false, None));
         let variant = point_variant(&name, point, false);
-        let doc = format!("after `{name}`");
+        let doc = format!(" after `{name}`");
         let label = self.new_label(LabelKind::Point { point, waiting: false }, variant, doc);
         self.labels[label].serde_name = name.clone();
         self.labels[label].value = value;
@@ -683,17 +683,23 @@ impl Lowerer {
                 let body = self.plain_expr(call.body.as_ref().expect("a step has a body"));
                 let then = then(self);
                 q! {
+                    // Step `name`: ask the host, run the body, report its outcome.
                     let __policy = #policy;
                     let __r = match ::durable_core::__private::step_begin(__host, #facts, &__policy).await {
                         ::core::result::Result::Ok(::core::option::Option::None) => {
                             let __out = ::durable_core::__private::step_output(#body);
-                            match ::durable_core::__private::step_end(__host, #facts, &__policy, __out).await {
-                                ::core::result::Result::Ok(__r) => __r,
-                                ::core::result::Result::Err(__p) => return ::core::result::Result::Ok(::durable_core::__private::pause(__p)),
-                            }
+                            ::durable_core::__private::step_end(__host, #facts, &__policy, __out).await
                         }
-                        ::core::result::Result::Ok(::core::option::Option::Some(__e)) => ::core::result::Result::Err(__e),
-                        ::core::result::Result::Err(__p) => return ::core::result::Result::Ok(::durable_core::__private::pause(__p)),
+                        ::core::result::Result::Ok(::core::option::Option::Some(__e)) => {
+                            ::core::result::Result::Ok(::core::result::Result::Err(__e))
+                        }
+                        ::core::result::Result::Err(__p) => ::core::result::Result::Err(__p),
+                    };
+                    let __r = match __r {
+                        ::core::result::Result::Ok(__r) => __r,
+                        ::core::result::Result::Err(__p) => {
+                            return ::core::result::Result::Ok(::durable_core::__private::pause(__p));
+                        }
                     };
                     #then
                 }
@@ -765,7 +771,7 @@ impl Lowerer {
         let mut code = init(&self.bindings[id].ident.clone());
         let is_event = self.points[point].call.kind == Kind::Event;
         let variant = point_variant(&name, point, is_event);
-        let doc = if is_event { format!("waiting for event `{name}`") } else { format!("waiting on timer `{name}`") };
+        let doc = if is_event { format!(" waiting for event `{name}`") } else { format!(" waiting on timer `{name}`") };
         let label = self.new_label(LabelKind::Point { point, waiting: true }, variant, doc);
         self.labels[label].serde_name = if is_event { format!("{name}:waiting") } else { name };
         code.extend(self.jump(label, None));
