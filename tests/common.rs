@@ -7,8 +7,8 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
-use durable_core::{Clock, Workflow};
 use durable_core::testing::{Outcome, Stored, TestRun};
+use durable_core::{Clock, Workflow};
 
 thread_local! {
     static EFFECTS: RefCell<BTreeMap<String, u32>> = const { RefCell::new(BTreeMap::new()) };
@@ -26,6 +26,9 @@ pub fn take_effects() -> BTreeMap<String, u32> {
     EFFECTS.with(|effects| std::mem::take(&mut *effects.borrow_mut()))
 }
 
+/// The fields each point's checkpoint must store: `(point, fields)`.
+pub type Layout<'a> = &'a [(&'a str, &'a [&'a str])];
+
 /// What one checkpoint stored: the state's key and the names of its fields.
 pub fn layout(state: &str) -> (String, Vec<String>) {
     let value: serde_json::Value = serde_json::from_str(state).expect("a stored state is JSON");
@@ -42,7 +45,11 @@ pub fn layout(state: &str) -> (String, Vec<String>) {
 /// that the step bodies ran exactly as often in total as without a crash, and that each
 /// checkpoint stored exactly the fields `expected` names for its point (hidden fields, starting
 /// with `__`, included).
-pub async fn crash_everywhere<W>(workflow: W, input: W::Input, expected: &[(&str, &[&str])]) -> Result<W::Output, W::Error>
+pub async fn crash_everywhere<W>(
+    workflow: W,
+    input: W::Input,
+    expected: &[(&str, &[&str])],
+) -> Result<W::Output, W::Error>
 where
     W: Workflow + Copy,
     W::Input: Clone,

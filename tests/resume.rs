@@ -6,7 +6,7 @@ mod common;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use common::{crash_everywhere, crash_everywhere_with_events, effect};
+use common::{Layout, crash_everywhere, crash_everywhere_with_events, effect};
 use durable_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +60,8 @@ struct Quote {
 #[durable]
 async fn let_patterns(n: u64) -> Result<String, WorkflowError> {
     let (low, high) = step!("range", effect("range", (n, n * 3)).await)?;
-    let Quote { price, currency } = step!("quote", effect("quote", Quote { price: low + high, currency: "EUR".into() }).await)?;
+    let Quote { price, currency } =
+        step!("quote", effect("quote", Quote { price: low + high, currency: "EUR".into() }).await)?;
     let (mut a, b) = (price, 1);
     a += step!("bump", effect("bump", b).await)?;
     Ok(format!("{a} {currency} {high}"))
@@ -96,7 +97,7 @@ async fn branches(amount: u64) -> Result<String, WorkflowError> {
 
 #[tokio::test]
 async fn if_else_if_else_with_points_in_branches() {
-    let cases: [(u64, &str, &[(&str, &[&str])]); 4] = [
+    let cases: [(u64, &str, Layout); 4] = [
         (200, "amount 200: manual-approved", &[("approve", &["approved", "note"]), ("record", &["receipt"])]),
         (120, "amount 120: manual-rejected", &[("approve", &["approved", "note"]), ("record", &["receipt"])]),
         (50, "amount 50: auto", &[("auto", &["__v", "note"]), ("record", &["receipt"])]),
@@ -124,7 +125,9 @@ async fn match_guards(payment: Payment) -> Result<String, WorkflowError> {
             let auth = step!("authorize", effect("authorize", format!("auth-{last4}")).await)?;
             format!("card {auth}")
         }
-        Payment::Invoice(days) if days > 30 => step!("long_invoice", effect("long_invoice", format!("invoice {days}d")).await)?,
+        Payment::Invoice(days) if days > 30 => {
+            step!("long_invoice", effect("long_invoice", format!("invoice {days}d")).await)?
+        }
         Payment::Invoice(days) => format!("invoice {days}d"),
         Payment::Free => String::from("free"),
     };
@@ -135,7 +138,8 @@ async fn match_guards(payment: Payment) -> Result<String, WorkflowError> {
 #[tokio::test]
 async fn match_with_guards_and_points_in_arms() {
     let card = Payment::Card { last4: "4242".into() };
-    let layout: &[(&str, &[&str])] = &[("authorize", &["auth"]), ("long_invoice", &["__v"]), ("settle", &["done", "outcome"])];
+    let layout: &[(&str, &[&str])] =
+        &[("authorize", &["auth"]), ("long_invoice", &["__v"]), ("settle", &["done", "outcome"])];
     assert_eq!(crash_everywhere(match_guards, card, layout).await, Ok("card auth-4242 (14)".into()));
     assert_eq!(crash_everywhere(match_guards, Payment::Invoice(45), layout).await, Ok("invoice 45d (11)".into()));
     assert_eq!(crash_everywhere(match_guards, Payment::Invoice(10), layout).await, Ok("invoice 10d (11)".into()));
@@ -256,7 +260,11 @@ async fn for_loops_store_only_the_remaining_items() {
     assert_eq!(first["price_item"]["__iter1"].as_array().unwrap().len(), 2);
     assert_eq!(first["price_item"]["__iter2"].as_array().unwrap().len(), 1);
 
-    let stop = vec![order("o-1", 1), Order { id: "o-2".into(), items: vec![Item { sku: "stop".into(), qty: 1 }] }, order("o-3", 1)];
+    let stop = vec![
+        order("o-1", 1),
+        Order { id: "o-2".into(), items: vec![Item { sku: "stop".into(), qty: 1 }] },
+        order("o-3", 1),
+    ];
     assert_eq!(crash_everywhere(price_orders, stop, layout).await, Ok(10));
 }
 
@@ -284,7 +292,8 @@ async fn blocks_and_returns(input: String) -> Result<u64, WorkflowError> {
 
 #[tokio::test]
 async fn blocks_as_values_early_returns_and_question_marks() {
-    let layout: &[(&str, &[&str])] = &[("base", &["base"]), ("round", &["__iter1", "doubled", "value"]), ("fallback", &["fallback"])];
+    let layout: &[(&str, &[&str])] =
+        &[("base", &["base"]), ("round", &["__iter1", "doubled", "value"]), ("fallback", &["fallback"])];
     assert_eq!(crash_everywhere(blocks_and_returns, "4".into(), layout).await, Ok(10));
     assert_eq!(crash_everywhere(blocks_and_returns, "1".into(), layout).await, Ok(1));
     assert_eq!(crash_everywhere(blocks_and_returns, "600".into(), layout).await, Err(WorkflowError::new("too large")));
@@ -310,7 +319,8 @@ async fn shadowing(raw: String) -> Result<String, WorkflowError> {
 
 #[tokio::test]
 async fn shadowed_names_plain_awaits_and_types_fixed_after_a_point() {
-    let layout: &[(&str, &[&str])] = &[("fetch", &["raw", "value"]), ("scale", &["raw", "value"]), ("extra", &["extra", "raw", "seen"])];
+    let layout: &[(&str, &[&str])] =
+        &[("fetch", &["raw", "value"]), ("scale", &["raw", "value"]), ("extra", &["extra", "raw", "seen"])];
     assert_eq!(crash_everywhere(shadowing, "abcd".into(), layout).await, Ok("abcd:[12, 7]".to_owned()));
 }
 
@@ -350,7 +360,8 @@ async fn await_payment(order_id: String) -> Result<String, WorkflowError> {
         Ok(approved) => approved,
         Err(Timeout { .. }) => false,
     };
-    let shipped = step!("ship", effect("ship", format!("{reserved} paid {} approved {approval}", payment.amount)).await)?;
+    let shipped =
+        step!("ship", effect("ship", format!("{reserved} paid {} approved {approval}", payment.amount)).await)?;
     Ok(shipped)
 }
 

@@ -167,14 +167,16 @@ async fn at_most_once(n: u64) -> Result<u64, WorkflowError> {
 async fn an_interrupted_at_most_once_attempt_counts_as_failed() {
     // A worker died while attempt 1 ran: the marker persisted before the body says so.
     let mut run = TestRun::start(at_most_once, "m-1", 5);
-    run.stored_mut().step = Some(durable_core::testing::StepRecord { point: "send_payment", attempt: 1, started: true, retry_at: None });
+    run.stored_mut().step =
+        Some(durable_core::testing::StepRecord { point: "send_payment", attempt: 1, started: true, retry_at: None });
     take_effects();
     assert_eq!(run.run_to_end().await.unwrap(), Ok(5));
     assert_eq!(take_effects().get("send_payment"), Some(&1), "only attempt 2 ran");
 
     // With no attempt left, the step fails without running.
     let mut run = TestRun::start(at_most_once, "m-2", 5);
-    run.stored_mut().step = Some(durable_core::testing::StepRecord { point: "send_payment", attempt: 2, started: true, retry_at: None });
+    run.stored_mut().step =
+        Some(durable_core::testing::StepRecord { point: "send_payment", attempt: 2, started: true, retry_at: None });
     let error = run.run_to_end().await.unwrap().unwrap_err();
     assert!(error.message().contains("interrupted"), "{}", error.message());
     assert!(take_effects().is_empty());

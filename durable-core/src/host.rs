@@ -54,11 +54,7 @@ pub enum EventPoll {
 pub trait Host: Send {
     /// Persists `state` (JSON) as the checkpoint after `point`, together with whatever the host
     /// recorded since the last checkpoint (history events, a consumed event).
-    fn checkpoint<'a>(
-        &'a mut self,
-        point: &'static PointFacts,
-        state: String,
-    ) -> BoxFuture<'a, Result<(), Pause>>;
+    fn checkpoint<'a>(&'a mut self, point: &'static PointFacts, state: String) -> BoxFuture<'a, Result<(), Pause>>;
 
     /// A step is about to run its body.
     fn step_begin<'a>(
@@ -84,8 +80,7 @@ pub trait Host: Send {
     fn sleep_due(&mut self, point: &'static PointFacts, wake_at: Timestamp) -> bool;
 
     /// An event wait starts; returns its deadline, if it has a timeout.
-    fn event_start(&mut self, point: &'static PointFacts, timeout: Option<Duration>)
-    -> Option<Timestamp>;
+    fn event_start(&mut self, point: &'static PointFacts, timeout: Option<Duration>) -> Option<Timestamp>;
 
     /// Looks for the event a wait expects.
     fn event_poll(&mut self, point: &'static PointFacts, deadline: Option<Timestamp>) -> EventPoll;

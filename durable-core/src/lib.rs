@@ -62,9 +62,9 @@ pub use durable_macros::durable;
 
 /// Everything a workflow file needs: `use durable_core::prelude::*;`.
 pub mod prelude {
+    pub use crate::{Ctx, Retry, Semantics, StepError, Timeout, Workflow, WorkflowError};
     #[cfg(feature = "macros")]
     pub use crate::{durable, step, wait};
-    pub use crate::{Ctx, Retry, Semantics, StepError, Timeout, Workflow, WorkflowError};
 }
 
 /// Runs a step: `step!(name, [options,] body)`.

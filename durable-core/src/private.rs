@@ -114,9 +114,8 @@ pub async fn checkpoint<S: Serialize, T>(
     point: &'static PointFacts,
     state: &S,
 ) -> Result<(), Exit<T>> {
-    let json = serde_json::to_string(state).map_err(|source| {
-        Exit::BadState(StateError::Encode { workflow, point: point.name, source })
-    })?;
+    let json = serde_json::to_string(state)
+        .map_err(|source| Exit::BadState(StateError::Encode { workflow, point: point.name, source }))?;
     host.checkpoint(point, json).await.map_err(pause)
 }
 
@@ -170,11 +169,7 @@ pub fn sleep_due(host: &mut dyn Host, point: &'static PointFacts, wake_at: Times
 
 /// Starts an event wait.
 #[inline]
-pub fn event_start(
-    host: &mut dyn Host,
-    point: &'static PointFacts,
-    timeout: Option<Duration>,
-) -> Option<Timestamp> {
+pub fn event_start(host: &mut dyn Host, point: &'static PointFacts, timeout: Option<Duration>) -> Option<Timestamp> {
     host.event_start(point, timeout)
 }
 

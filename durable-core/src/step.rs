@@ -247,7 +247,10 @@ mod tests {
     #[test]
     fn none_gives_up_after_the_first_attempt() {
         assert_eq!(Retry::none().delay_after(1, 0.5), None);
-        assert_eq!(Retry::custom(3, |n| Duration::from_secs(n.into())).delay_after(2, 0.5), Some(Duration::from_secs(2)));
+        assert_eq!(
+            Retry::custom(3, |n| Duration::from_secs(n.into())).delay_after(2, 0.5),
+            Some(Duration::from_secs(2))
+        );
     }
 
     #[test]

@@ -262,7 +262,11 @@ impl Host for TestHost<'_> {
         Box::pin(async move { if crash { Err(Pause::Interrupt) } else { Ok(()) } })
     }
 
-    fn step_begin<'a>(&'a mut self, point: &'static PointFacts, policy: &'a StepPolicy) -> BoxFuture<'a, Result<Gate, Pause>> {
+    fn step_begin<'a>(
+        &'a mut self,
+        point: &'static PointFacts,
+        policy: &'a StepPolicy,
+    ) -> BoxFuture<'a, Result<Gate, Pause>> {
         let now = self.now();
         let gate = match self.stored.step.as_mut().filter(|s| s.point == point.name) {
             Some(record) if record.retry_at.is_some_and(|at| at > now) => {
@@ -303,7 +307,12 @@ impl Host for TestHost<'_> {
         outcome: Result<(), StepError>,
     ) -> BoxFuture<'a, Result<Result<(), StepError>, Pause>> {
         let now = self.now();
-        let record = self.stored.step.get_or_insert(StepRecord { point: point.name, attempt: 1, started: false, retry_at: None });
+        let record = self.stored.step.get_or_insert(StepRecord {
+            point: point.name,
+            attempt: 1,
+            started: false,
+            retry_at: None,
+        });
         record.started = false;
         let attempt = record.attempt;
         let result = match outcome {

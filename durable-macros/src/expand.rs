@@ -343,13 +343,14 @@ fn variant_fields(lowered: &Lowered, names: &TypeParams, label: LabelId) -> Toke
 
 fn state_enum(lowered: &Lowered, names: &TypeParams) -> TokenStream {
     let params = names.state.iter().map(|(_, ident)| ident);
-    let variants = lowered.labels.iter().enumerate().filter(|(_, l)| l.reachable && l.kind.persisted()).map(|(id, l)| {
-        let variant = &l.variant;
-        let doc = &l.doc;
-        let rename = &l.serde_name;
-        let fields = variant_fields(lowered, names, id);
-        q!(#[doc = #doc] #[serde(rename = #rename)] #variant #fields)
-    });
+    let variants =
+        lowered.labels.iter().enumerate().filter(|(_, l)| l.reachable && l.kind.persisted()).map(|(id, l)| {
+            let variant = &l.variant;
+            let doc = &l.doc;
+            let rename = &l.serde_name;
+            let fields = variant_fields(lowered, names, id);
+            q!(#[doc = #doc] #[serde(rename = #rename)] #variant #fields)
+        });
     q! {
         /// The persisted states: one per suspension point, holding the locals still needed after it.
         #[allow(non_camel_case_types, dead_code)]
@@ -361,12 +362,13 @@ fn state_enum(lowered: &Lowered, names: &TypeParams) -> TokenStream {
 
 fn label_enum(lowered: &Lowered, names: &TypeParams) -> TokenStream {
     let params = names.label.iter().map(|(_, ident)| ident);
-    let variants = lowered.labels.iter().enumerate().filter(|(_, l)| l.reachable && !l.kind.persisted()).map(|(id, l)| {
-        let variant = &l.variant;
-        let doc = &l.doc;
-        let fields = variant_fields(lowered, names, id);
-        q!(#[doc = #doc] #variant #fields)
-    });
+    let variants =
+        lowered.labels.iter().enumerate().filter(|(_, l)| l.reachable && !l.kind.persisted()).map(|(id, l)| {
+            let variant = &l.variant;
+            let doc = &l.doc;
+            let fields = variant_fields(lowered, names, id);
+            q!(#[doc = #doc] #variant #fields)
+        });
     q! {
         /// Transient labels (the start, loop heads, joins): never persisted.
         #[allow(non_camel_case_types, dead_code)]

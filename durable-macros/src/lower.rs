@@ -41,7 +41,10 @@ pub(crate) struct Binding {
 pub(crate) enum LabelKind {
     Start,
     /// After a point; `waiting` for the state a timer or event wait persists while it waits.
-    Point { point: usize, waiting: bool },
+    Point {
+        point: usize,
+        waiting: bool,
+    },
     Head,
     After,
     Join,
@@ -135,7 +138,7 @@ type Then<'a> = Box<dyn FnOnce(&mut Lowerer) -> TokenStream + 'a>;
 /// How a statement that holds a point uses the point's value.
 #[derive(Clone)]
 enum Form {
-    Let(Local),
+    Let(Box<Local>),
     Stmt,
     Value(Cont),
 }
@@ -229,7 +232,13 @@ impl Lowerer {
 
     /// Starts the arm of `label`; returns the arm to come back to.
     fn start_arm(&mut self, label: LabelId) -> usize {
-        self.arms.push(Arm { label, code: TokenStream::new(), uses: BTreeSet::new(), jumps: Vec::new(), returns: false });
+        self.arms.push(Arm {
+            label,
+            code: TokenStream::new(),
+            uses: BTreeSet::new(),
+            jumps: Vec::new(),
+            returns: false,
+        });
         std::mem::replace(&mut self.arm, self.arms.len() - 1)
     }
 
@@ -295,11 +304,11 @@ impl Lowerer {
         for (index, stmt) in stmts.iter().enumerate() {
             let rest = &stmts[index + 1..];
             let stmt = normalize(stmt);
-            if let Stmt::Expr(expr, None) = &stmt {
-                if rest.is_empty() {
-                    out.extend(self.value(expr, k));
-                    return out;
-                }
+            if let Stmt::Expr(expr, None) = &stmt
+                && rest.is_empty()
+            {
+                out.extend(self.value(expr, k));
+                return out;
             }
             if !has_point(&stmt) {
                 out.extend(self.plain_stmt(&stmt));
@@ -348,10 +357,10 @@ impl Lowerer {
 
     fn let_stmt<'a>(&mut self, local: &'a Local, rest: &'a [Stmt], k: Cont) -> TokenStream {
         let Some(init) = &local.init else { return self.unsupported(local) };
-        if let Some((_, diverge)) = &init.diverge {
-            if has_point(&**diverge) {
-                return self.unsupported(&**diverge);
-            }
+        if let Some((_, diverge)) = &init.diverge
+            && has_point(&**diverge)
+        {
+            return self.unsupported(&**diverge);
         }
         if is_compound(&init.expr) && init.diverge.is_none() {
             let join = self.join(true, " the value of a `let` whose initializer suspends");
@@ -371,7 +380,7 @@ impl Lowerer {
             });
             return code;
         }
-        self.point_in(&init.expr, Form::Let(local.clone()), rest, k)
+        self.point_in(&init.expr, Form::Let(Box::new(local.clone())), rest, k)
     }
 
     fn expr_stmt<'a>(&mut self, expr: &'a Expr, rest: &'a [Stmt], k: Cont) -> TokenStream {
@@ -573,7 +582,7 @@ impl Lowerer {
                 Form::Let(mut local) => {
                     let init = local.init.as_mut().expect("a let with a point has an initializer");
                     *init.expr = remainder;
-                    let stmt = this.plain_stmt(&Stmt::Local(local));
+                    let stmt = this.plain_stmt(&Stmt::Local(*local));
                     let next = this.checkpoint_then(point, kind, None, move |this| this.stmts(rest, k));
                     q!(#stmt #next)
                 }
@@ -601,7 +610,7 @@ impl Lowerer {
             Form::Let(mut local) => {
                 let init = local.init.as_mut().expect("a let with a point has an initializer");
                 *init.expr = remainder.clone();
-                self.stmts(&[&[Stmt::Local(local)], rest].concat(), k)
+                self.stmts(&[&[Stmt::Local(*local)], rest].concat(), k)
             }
             Form::Stmt => {
                 let stmt = Stmt::Expr(remainder.clone(), Some(Default::default()));
@@ -707,9 +716,12 @@ impl Lowerer {
             Kind::Sleep => {
                 let duration = self.plain_expr(call.duration.as_ref().expect("a timer has a duration"));
                 let ty = q!(::durable_core::Timestamp);
-                let (start, label, wake) = self.waiting(point, "__wake_at", ty, |wake| {
-                    q!(let #wake = ::durable_core::__private::sleep_start(__host, #facts, #duration);)
-                });
+                let (start, label, wake) = self.waiting(
+                    point,
+                    "__wake_at",
+                    ty,
+                    |wake| q!(let #wake = ::durable_core::__private::sleep_start(__host, #facts, #duration);),
+                );
                 self.points[point].after = Some(label);
                 self.arm_for(label, |this| {
                     this.arms[this.arm].uses.insert(wake);
@@ -734,9 +746,12 @@ impl Lowerer {
                 };
                 let with_timeout = call.timeout.is_some();
                 let ty = q!(::core::option::Option<::durable_core::Timestamp>);
-                let (start, label, deadline) = self.waiting(point, "__deadline", ty, |deadline| {
-                    q!(let #deadline = ::durable_core::__private::event_start(__host, #facts, #timeout);)
-                });
+                let (start, label, deadline) = self.waiting(
+                    point,
+                    "__deadline",
+                    ty,
+                    |deadline| q!(let #deadline = ::durable_core::__private::event_start(__host, #facts, #timeout);),
+                );
                 self.arm_for(label, |this| {
                     this.arms[this.arm].uses.insert(deadline);
                     let then = then(this);
@@ -831,10 +846,9 @@ fn point_variant(name: &str, index: usize, waiting: bool) -> Ident {
 /// `step!(..);` parses as a macro statement: make it an expression statement.
 fn normalize(stmt: &Stmt) -> Stmt {
     match stmt {
-        Stmt::Macro(mac) if point_macro(&mac.mac).is_some() => Stmt::Expr(
-            Expr::Macro(syn::ExprMacro { attrs: mac.attrs.clone(), mac: mac.mac.clone() }),
-            mac.semi_token,
-        ),
+        Stmt::Macro(mac) if point_macro(&mac.mac).is_some() => {
+            Stmt::Expr(Expr::Macro(syn::ExprMacro { attrs: mac.attrs.clone(), mac: mac.mac.clone() }), mac.semi_token)
+        }
         other => other.clone(),
     }
 }

@@ -4,10 +4,7 @@ use proc_macro2::{Span, TokenStream};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{
-    Expr, FnArg, GenericArgument, Ident, ItemFn, LitStr, Macro, Pat, PathArguments, ReturnType,
-    Token, Type,
-};
+use syn::{Expr, FnArg, GenericArgument, Ident, ItemFn, LitStr, Macro, Pat, PathArguments, ReturnType, Token, Type};
 
 use crate::errors::Errors;
 
@@ -60,10 +57,7 @@ pub(crate) struct Signature {
 pub(crate) fn signature(item: &ItemFn, errors: &mut Errors) -> Option<Signature> {
     let sig = &item.sig;
     if sig.asyncness.is_none() {
-        errors.spanned(
-            sig.fn_token,
-            "`#[durable]` works on `async fn` only: add `async` (steps await their bodies)",
-        );
+        errors.spanned(sig.fn_token, "`#[durable]` works on `async fn` only: add `async` (steps await their bodies)");
     }
     if let Some(constness) = &sig.constness {
         errors.spanned(constness, "a `#[durable]` function cannot be `const`");
@@ -87,10 +81,9 @@ pub(crate) fn signature(item: &ItemFn, errors: &mut Errors) -> Option<Signature>
                  pass what it needs as parameters",
             ),
             FnArg::Typed(typed) if index == 0 && is_ctx(&typed.ty) => ctx = Some((*typed.pat).clone()),
-            FnArg::Typed(typed) if is_ctx(&typed.ty) => errors.spanned(
-                &typed.ty,
-                "the execution context must be the first parameter: `ctx: &Ctx`",
-            ),
+            FnArg::Typed(typed) if is_ctx(&typed.ty) => {
+                errors.spanned(&typed.ty, "the execution context must be the first parameter: `ctx: &Ctx`")
+            }
             FnArg::Typed(typed) => {
                 if let Type::Reference(reference) = &*typed.ty {
                     errors.spanned(
@@ -227,12 +220,13 @@ pub(crate) fn point_call(mac: &Macro) -> syn::Result<PointCall> {
 }
 
 fn step_args(call: &mut PointCall, mut rest: Vec<Expr>, usage: &str) -> syn::Result<()> {
-    let body = rest
-        .pop()
-        .ok_or_else(|| syn::Error::new(call.span, format!("`step!` needs a body: {usage}")))?;
+    let body = rest.pop().ok_or_else(|| syn::Error::new(call.span, format!("`step!` needs a body: {usage}")))?;
     for option in rest {
         let (key, value) = option_pair(&option).ok_or_else(|| {
-            syn::Error::new(option.span(), format!("expected `retry = ..` or `semantics = ..` before the body: {usage}"))
+            syn::Error::new(
+                option.span(),
+                format!("expected `retry = ..` or `semantics = ..` before the body: {usage}"),
+            )
         })?;
         match key.to_string().as_str() {
             "retry" => call.retry = Some(value),

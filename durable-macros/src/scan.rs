@@ -118,10 +118,10 @@ struct Uses<'o> {
 
 impl<'a> Visit<'a> for Uses<'_> {
     fn visit_expr_path(&mut self, path: &'a syn::ExprPath) {
-        if path.qself.is_none() {
-            if let Some(ident) = path.path.get_ident() {
-                self.out.push(ident.clone());
-            }
+        if path.qself.is_none()
+            && let Some(ident) = path.path.get_ident()
+        {
+            self.out.push(ident.clone());
         }
         visit::visit_expr_path(self, path);
     }
@@ -220,9 +220,10 @@ pub(crate) fn diverges(stmt: &Stmt) -> bool {
 }
 
 fn is_panic(mac: &Macro) -> bool {
-    mac.path.segments.last().is_some_and(|s| {
-        matches!(s.ident.to_string().as_str(), "panic" | "unreachable" | "todo" | "unimplemented")
-    })
+    mac.path
+        .segments
+        .last()
+        .is_some_and(|s| matches!(s.ident.to_string().as_str(), "panic" | "unreachable" | "todo" | "unimplemented"))
 }
 
 /// Anything `has_point` and `uses` can walk.
@@ -269,10 +270,15 @@ pub(crate) fn first_point_call(tokens: TokenStream) -> Option<TokenStream> {
     for (index, tree) in trees.iter().enumerate() {
         match tree {
             TokenTree::Ident(ident) if ident == "step" || ident == "wait" => {
-                if let (Some(TokenTree::Punct(bang)), Some(TokenTree::Group(args))) = (trees.get(index + 1), trees.get(index + 2)) {
-                    if bang.as_char() == '!' {
-                        return Some([tree.clone(), TokenTree::Punct(bang.clone()), TokenTree::Group(args.clone())].into_iter().collect());
-                    }
+                if let (Some(TokenTree::Punct(bang)), Some(TokenTree::Group(args))) =
+                    (trees.get(index + 1), trees.get(index + 2))
+                    && bang.as_char() == '!'
+                {
+                    return Some(
+                        [tree.clone(), TokenTree::Punct(bang.clone()), TokenTree::Group(args.clone())]
+                            .into_iter()
+                            .collect(),
+                    );
                 }
             }
             TokenTree::Group(group) => {
@@ -289,16 +295,19 @@ pub(crate) fn first_point_call(tokens: TokenStream) -> Option<TokenStream> {
 /// What an initializer visibly borrows from: a string literal, a reference, or a method whose
 /// result borrows its receiver.
 pub(crate) fn borrows(init: &Expr) -> Option<String> {
-    const BORROWING: &[&str] =
-        &["as_str", "as_ref", "as_slice", "as_bytes", "as_deref", "as_path", "iter", "chars", "lines", "split", "borrow"];
+    const BORROWING: &[&str] = &[
+        "as_str", "as_ref", "as_slice", "as_bytes", "as_deref", "as_path", "iter", "chars", "lines", "split", "borrow",
+    ];
     match init {
         Expr::Lit(lit) if matches!(lit.lit, syn::Lit::Str(_) | syn::Lit::ByteStr(_)) => {
             Some("borrows a string literal (its type is `&str`)".to_owned())
         }
         Expr::Reference(_) => Some("holds a reference (`&..`)".to_owned()),
-        Expr::MethodCall(call) if BORROWING.iter().any(|m| call.method == m) => {
-            Some(format!("holds what `.{}()` returns, which borrows from `{}`", call.method, quote::ToTokens::to_token_stream(&call.receiver).to_string().replace(' ', "")))
-        }
+        Expr::MethodCall(call) if BORROWING.iter().any(|m| call.method == m) => Some(format!(
+            "holds what `.{}()` returns, which borrows from `{}`",
+            call.method,
+            quote::ToTokens::to_token_stream(&call.receiver).to_string().replace(' ', "")
+        )),
         Expr::Paren(paren) => borrows(&paren.expr),
         _ => None,
     }
