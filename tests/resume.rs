@@ -309,9 +309,10 @@ async fn shadowing(raw: String) -> Result<String, WorkflowError> {
     let value: u64 = value.len() as u64;
     let value = step!("scale", effect("scale", value * 3).await)?;
     tokio::time::sleep(Duration::from_millis(1)).await;
+    // `seen`'s element type is fixed only after the next point.
     let mut seen = Vec::new();
-    seen.push(value);
     let extra = step!("extra", effect("extra", 7u64).await)?;
+    seen.push(value);
     seen.push(extra);
     let value = format!("{raw}:{seen:?}");
     Ok(value)
@@ -320,7 +321,7 @@ async fn shadowing(raw: String) -> Result<String, WorkflowError> {
 #[tokio::test]
 async fn shadowed_names_plain_awaits_and_types_fixed_after_a_point() {
     let layout: &[(&str, &[&str])] =
-        &[("fetch", &["raw", "value"]), ("scale", &["raw", "value"]), ("extra", &["extra", "raw", "seen"])];
+        &[("fetch", &["raw", "value"]), ("scale", &["raw", "value"]), ("extra", &["extra", "raw", "seen", "value"])];
     assert_eq!(crash_everywhere(shadowing, "abcd".into(), layout).await, Ok("abcd:[12, 7]".to_owned()));
 }
 
@@ -358,7 +359,7 @@ async fn await_payment(order_id: String) -> Result<String, WorkflowError> {
     let payment: PaymentReceived = wait!("payment", event);
     let approval = match wait!("approval", event, timeout = Duration::from_secs(3600)) {
         Ok(approved) => approved,
-        Err(Timeout { .. }) => false,
+        Err(Timeout { event }) => event != "approval",
     };
     let shipped =
         step!("ship", effect("ship", format!("{reserved} paid {} approved {approval}", payment.amount)).await)?;

@@ -179,7 +179,7 @@ fn render(args: &Args, item: &ItemFn, sig: &Signature, lowered: &Lowered) -> Tok
             #[doc(hidden)]
             pub const __DURABLE_FACTS: &'static ::durable_core::WorkflowFacts = #facts;
 
-            #[allow(unused_variables, unused_mut, unreachable_code, clippy::all, clippy::pedantic)]
+            #[allow(unused_mut, unreachable_code, clippy::diverging_sub_expression, clippy::let_unit_value, clippy::no_effect, clippy::unit_arg, clippy::needless_return, clippy::never_loop)]
             async fn __durable_run(
                 #ctx: &::durable_core::Ctx,
                 __host: &mut dyn ::durable_core::Host,
