@@ -1,1 +1,2 @@
+//! The order workflow: validate, wait for the payment, ship with retries.
 fn main() {}
