@@ -38,6 +38,7 @@ mod step;
 mod time;
 mod workflow;
 
+pub mod engine;
 pub mod store;
 pub mod testing;
 
@@ -45,6 +46,7 @@ pub mod testing;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use crate::engine::{Delivery, Engine, EngineError, ExecutionStatus, Handle, Worker};
 pub use crate::error::{Timeout, WorkflowError};
 pub use crate::host::{BoxFuture, Ctx, EventPoll, Gate, Host, Pause};
 pub use crate::step::{Retry, Semantics, StepError, StepPolicy};

@@ -16,15 +16,15 @@
 use std::time::Duration;
 
 use super::{
-    Commit, Created, EventKind, ExecutionRecord, HistoryEvent, ListFilter, NewExecution, Snapshot,
-    Status, StepRecord, Store, StoreError,
+    Commit, Created, EventKind, ExecutionRecord, HistoryEvent, ListFilter, NewExecution, Snapshot, Status, StepRecord,
+    Store, StoreError,
 };
 use crate::time::Timestamp;
 
 mod claims;
 
 pub use self::claims::{
-    claim_order_and_limit, concurrent_claimers_never_share, expired_lease_is_reclaimable,
+    claim_one_rules, claim_order_and_limit, concurrent_claimers_never_share, expired_lease_is_reclaimable,
     lease_renew_and_release, suspended_due_rules, terminal_never_claimed,
 };
 
@@ -46,6 +46,7 @@ macro_rules! conformance_tests {
             suspended_due_rules,
             terminal_never_claimed,
             claim_order_and_limit,
+            claim_one_rules,
             send_event_rules,
             list_filters_and_order,
             history_keeps_order_and_fields,
@@ -102,10 +103,7 @@ async fn finish<S: Store>(store: &S, record: &ExecutionRecord, status: Status) -
 }
 
 async fn claim_ids<S: Store>(store: &S, owner: &str, now: Timestamp, limit: usize) -> Vec<String> {
-    let claimed = store
-        .claim_due(owner, now, MINUTE, limit)
-        .await
-        .expect("claim_due");
+    let claimed = store.claim_due(owner, now, MINUTE, limit).await.expect("claim_due");
     claimed.into_iter().map(|record| record.id).collect()
 }
 
@@ -113,14 +111,8 @@ async fn claim_ids<S: Store>(store: &S, owner: &str, now: Timestamp, limit: usiz
 pub async fn create_is_idempotent<S: Store>(store: S) {
     let first = start(&store, "e-1", "order", t(1)).await;
     assert_eq!(first.status, Status::Running);
-    assert_eq!(
-        (first.version, first.created_at, first.updated_at),
-        (1, t(1), t(1))
-    );
-    assert_eq!(
-        (first.snapshot.as_ref(), first.lease.as_ref()),
-        (None, None)
-    );
+    assert_eq!((first.version, first.created_at, first.updated_at), (1, t(1), t(1)));
+    assert_eq!((first.snapshot.as_ref(), first.lease.as_ref()), (None, None));
     let again = NewExecution::new("e-1", "other", "\"different input\"", t(2));
     let existing = store.create(again).await.unwrap();
     assert_eq!(existing, Created::Existing(first.clone()));
@@ -128,10 +120,7 @@ pub async fn create_is_idempotent<S: Store>(store: S) {
     assert_eq!(store.load("e-1").await.unwrap(), Some(first));
     let history = store.history("e-1").await.unwrap();
     assert_eq!(history.len(), 1, "{history:?}");
-    assert_eq!(
-        (history[0].seq, history[0].kind, history[0].at),
-        (1, EventKind::ExecutionStarted, t(1))
-    );
+    assert_eq!((history[0].seq, history[0].kind, history[0].at), (1, EventKind::ExecutionStarted, t(1)));
     assert_eq!(history[0].state.as_deref(), Some(r#"{"id":"e-1"}"#));
 }
 
@@ -151,24 +140,16 @@ pub async fn commit_conflict_changes_nothing<S: Store>(store: S) {
 
     let mut stale = Commit::on(&v1, t(3));
     stale.status = Status::Succeeded;
-    stale
-        .events
-        .push(HistoryEvent::new(t(3), EventKind::ExecutionSucceeded));
+    stale.events.push(HistoryEvent::new(t(3), EventKind::ExecutionSucceeded));
     stale.consume.push(1);
     let error = store.commit(stale).await.unwrap_err();
-    assert!(
-        matches!(&error, StoreError::Conflict { id, expected: 1, actual: 2 } if id == "e-1"),
-        "{error:?}"
-    );
+    assert!(matches!(&error, StoreError::Conflict { id, expected: 1, actual: 2 } if id == "e-1"), "{error:?}");
     assert!(!error.is_retryable());
     assert_eq!(store.load("e-1").await.unwrap(), Some(v2));
     assert_eq!(store.history("e-1").await.unwrap().len(), 1);
     assert_eq!(store.inbox("e-1").await.unwrap().len(), 1);
 
-    let unknown = Commit {
-        id: "nope".into(),
-        ..Commit::on(&v1, t(3))
-    };
+    let unknown = Commit { id: "nope".into(), ..Commit::on(&v1, t(3)) };
     assert!(matches!(store.commit(unknown).await, Err(StoreError::NotFound(id)) if id == "nope"));
 }
 
@@ -178,18 +159,10 @@ pub async fn commit_writes_every_field<S: Store>(store: S) {
     let v1 = start(&store, "e-1", "order", t(1)).await;
     let mut commit = Commit::on(&v1, t(5));
     commit.status = Status::Suspended;
-    commit.snapshot = Some(Snapshot {
-        point: "payment".into(),
-        fingerprint: "fp-1".into(),
-        state: r#"{"payment":{"x":1}}"#.into(),
-    });
+    commit.snapshot =
+        Some(Snapshot { point: "payment".into(), fingerprint: "fp-1".into(), state: r#"{"payment":{"x":1}}"#.into() });
     let retry_at = Some(t(60));
-    commit.step = Some(StepRecord {
-        point: "ship".into(),
-        attempt: 2,
-        started: true,
-        retry_at,
-    });
+    commit.step = Some(StepRecord { point: "ship".into(), attempt: 2, started: true, retry_at });
     commit.wake_at = Some(t(60));
     commit.waiting_for = Some("approval".into());
     commit.output = Some("{}".into());
@@ -208,11 +181,7 @@ pub async fn commit_writes_every_field<S: Store>(store: S) {
     assert_eq!(v2, expected);
     assert_eq!(store.load("e-1").await.unwrap(), Some(expected));
 
-    let cleared = store.commit(Commit {
-        snapshot: None,
-        step: None,
-        ..Commit::on(&v2, t(6))
-    });
+    let cleared = store.commit(Commit { snapshot: None, step: None, ..Commit::on(&v2, t(6)) });
     let v3 = cleared.await.unwrap();
     assert_eq!((v3.version, v3.snapshot, v3.step), (3, None, None));
 }
@@ -221,42 +190,23 @@ pub async fn commit_writes_every_field<S: Store>(store: S) {
 /// the inbox events it consumes; inbox seqs are never reused.
 pub async fn commit_appends_history_and_consumes_inbox<S: Store>(store: S) {
     let v1 = start(&store, "e-1", "order", t(1)).await;
-    let first = store
-        .send_event("e-1", "payment", r#"{"amount":1}"#, t(2))
-        .await
-        .unwrap();
-    let second = store
-        .send_event("e-1", "payment", r#"{"amount":2}"#, t(3))
-        .await
-        .unwrap();
+    let first = store.send_event("e-1", "payment", r#"{"amount":1}"#, t(2)).await.unwrap();
+    let second = store.send_event("e-1", "payment", r#"{"amount":2}"#, t(3)).await.unwrap();
     assert_eq!((first, second), (1, 2));
 
     let mut commit = Commit::on(&v1, t(5));
     let received = HistoryEvent::new(t(4), EventKind::EventReceived);
-    let suspended = HistoryEvent {
-        seq: 99,
-        ..HistoryEvent::new(t(5), EventKind::Suspended)
-    };
+    let suspended = HistoryEvent { seq: 99, ..HistoryEvent::new(t(5), EventKind::Suspended) };
     commit.events = vec![received.with_point("payment", "src/a.rs", 7), suspended];
     commit.consume = vec![1, 42];
     let v2 = store.commit(commit).await.unwrap();
 
     let history = store.history("e-1").await.unwrap();
     let seqs: Vec<(u64, EventKind)> = history.iter().map(|e| (e.seq, e.kind)).collect();
-    let expected = [
-        (1, EventKind::ExecutionStarted),
-        (2, EventKind::EventReceived),
-        (3, EventKind::Suspended),
-    ];
-    assert_eq!(
-        seqs, expected,
-        "the store assigns seqs; the 99 passed in is ignored"
-    );
+    let expected = [(1, EventKind::ExecutionStarted), (2, EventKind::EventReceived), (3, EventKind::Suspended)];
+    assert_eq!(seqs, expected, "the store assigns seqs; the 99 passed in is ignored");
     let inbox = store.inbox("e-1").await.unwrap();
-    let left: Vec<(u64, &str, Timestamp)> = inbox
-        .iter()
-        .map(|e| (e.seq, e.payload.as_str(), e.at))
-        .collect();
+    let left: Vec<(u64, &str, Timestamp)> = inbox.iter().map(|e| (e.seq, e.payload.as_str(), e.at)).collect();
     assert_eq!(left, [(2, r#"{"amount":2}"#, t(3))]);
     let third = store.send_event("e-1", "payment", "3", t(6)).await.unwrap();
     assert_eq!(third, 3, "inbox seqs are never reused");
@@ -277,10 +227,7 @@ pub async fn terminal_execution_refuses_commits<S: Store>(store: S) {
     let mut revive = Commit::on(&done, t(9));
     revive.status = Status::Running;
     let error = store.commit(revive).await.unwrap_err();
-    assert!(
-        matches!(&error, StoreError::Terminal(id) if id == "e-1"),
-        "{error:?}"
-    );
+    assert!(matches!(&error, StoreError::Terminal(id) if id == "e-1"), "{error:?}");
     assert_eq!(store.load("e-1").await.unwrap(), Some(done));
 }
 
@@ -292,107 +239,45 @@ pub async fn batch_failures_are_isolated<S: Store>(store: S) {
     let b2 = suspend(&store, &b, Some(t(50)), None).await;
 
     let mut a_commit = Commit::on(&a, t(2));
-    a_commit
-        .events
-        .push(HistoryEvent::new(t(2), EventKind::StepStarted));
-    let a_again = Commit {
-        expected_version: 2,
-        ..Commit::on(&a, t(3))
-    };
+    a_commit.events.push(HistoryEvent::new(t(2), EventKind::StepStarted));
+    let a_again = Commit { expected_version: 2, ..Commit::on(&a, t(3)) };
     let mut b_stale = Commit::on(&b, t(2));
     b_stale.status = Status::Failed;
-    let c_done = Commit {
-        status: Status::Succeeded,
-        ..Commit::on(&c, t(2))
-    };
-    let unknown = Commit {
-        id: "nope".into(),
-        ..Commit::on(&a, t(2))
-    };
+    let c_done = Commit { status: Status::Succeeded, ..Commit::on(&c, t(2)) };
+    let unknown = Commit { id: "nope".into(), ..Commit::on(&a, t(2)) };
     let batch = vec![a_commit, b_stale, c_done, unknown, a_again];
     let results = store.commit_batch(batch).await.expect("batch");
 
     assert_eq!(results.len(), 5);
-    assert_eq!(
-        results[0].as_ref().map(|record| record.version).ok(),
-        Some(2)
-    );
-    assert!(matches!(
-        results[1],
-        Err(StoreError::Conflict {
-            expected: 1,
-            actual: 2,
-            ..
-        })
-    ));
-    assert_eq!(
-        results[2].as_ref().map(|record| record.status).ok(),
-        Some(Status::Succeeded)
-    );
+    assert_eq!(results[0].as_ref().map(|record| record.version).ok(), Some(2));
+    assert!(matches!(results[1], Err(StoreError::Conflict { expected: 1, actual: 2, .. })));
+    assert_eq!(results[2].as_ref().map(|record| record.status).ok(), Some(Status::Succeeded));
     assert!(matches!(results[3], Err(StoreError::NotFound(_))));
-    assert_eq!(
-        results[4].as_ref().map(|record| record.version).ok(),
-        Some(3),
-        "applied in order"
-    );
+    assert_eq!(results[4].as_ref().map(|record| record.version).ok(), Some(3), "applied in order");
     assert_eq!(store.load("b").await.unwrap(), Some(b2));
-    assert_eq!(
-        store.load("a").await.unwrap().map(|record| record.version),
-        Some(3)
-    );
+    assert_eq!(store.load("a").await.unwrap().map(|record| record.version), Some(3));
     assert_eq!(store.history("a").await.unwrap().len(), 2);
     assert!(store.commit_batch(Vec::new()).await.unwrap().is_empty());
 }
 
 /// Events go to existing, unfinished executions only, and get increasing seqs.
 pub async fn send_event_rules<S: Store>(store: S) {
-    let error = store
-        .send_event("nope", "payment", "{}", t(1))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&error, StoreError::NotFound(id) if id == "nope"),
-        "{error:?}"
-    );
+    let error = store.send_event("nope", "payment", "{}", t(1)).await.unwrap_err();
+    assert!(matches!(&error, StoreError::NotFound(id) if id == "nope"), "{error:?}");
     let record = start(&store, "e-1", "order", t(1)).await;
-    assert_eq!(
-        store
-            .send_event("e-1", "a", r#"{"n":1}"#, t(2))
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        store
-            .send_event("e-1", "b", r#"{"n":2}"#, t(3))
-            .await
-            .unwrap(),
-        2
-    );
+    assert_eq!(store.send_event("e-1", "a", r#"{"n":1}"#, t(2)).await.unwrap(), 1);
+    assert_eq!(store.send_event("e-1", "b", r#"{"n":2}"#, t(3)).await.unwrap(), 2);
     let inbox = store.inbox("e-1").await.unwrap();
     let names: Vec<(u64, &str)> = inbox.iter().map(|e| (e.seq, e.name.as_str())).collect();
     assert_eq!(names, [(1, "a"), (2, "b")]);
-    assert_eq!(
-        store.load("e-1").await.unwrap(),
-        Some(record.clone()),
-        "the record is unchanged"
-    );
+    assert_eq!(store.load("e-1").await.unwrap(), Some(record.clone()), "the record is unchanged");
 
     finish(&store, &record, Status::Succeeded).await;
     let error = store.send_event("e-1", "a", "{}", t(4)).await.unwrap_err();
-    assert!(
-        matches!(&error, StoreError::Terminal(id) if id == "e-1"),
-        "{error:?}"
-    );
+    assert!(matches!(&error, StoreError::Terminal(id) if id == "e-1"), "{error:?}");
     assert_eq!(store.inbox("e-1").await.unwrap().len(), 2);
-    assert!(matches!(
-        store.inbox("nope").await,
-        Err(StoreError::NotFound(_))
-    ));
-    assert!(matches!(
-        store.history("nope").await,
-        Err(StoreError::NotFound(_))
-    ));
+    assert!(matches!(store.inbox("nope").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.history("nope").await, Err(StoreError::NotFound(_))));
 }
 
 /// `list` filters by workflow and status, orders by creation time then id, and honours `limit`.
@@ -405,37 +290,16 @@ pub async fn list_filters_and_order<S: Store>(store: S) {
     finish(&store, &a, Status::Failed).await;
 
     let ids = |records: Vec<ExecutionRecord>| records.into_iter().map(|r| r.id).collect::<Vec<_>>();
-    assert_eq!(
-        ids(store.list(ListFilter::default()).await.unwrap()),
-        ["d", "b", "c", "a"]
-    );
-    let orders = ListFilter {
-        workflow: Some("order".into()),
-        ..ListFilter::default()
-    };
-    assert_eq!(
-        ids(store.list(orders.clone()).await.unwrap()),
-        ["d", "c", "a"]
-    );
-    let running = ListFilter {
-        status: Some(Status::Running),
-        ..orders.clone()
-    };
+    assert_eq!(ids(store.list(ListFilter::default()).await.unwrap()), ["d", "b", "c", "a"]);
+    let orders = ListFilter { workflow: Some("order".into()), ..ListFilter::default() };
+    assert_eq!(ids(store.list(orders.clone()).await.unwrap()), ["d", "c", "a"]);
+    let running = ListFilter { status: Some(Status::Running), ..orders.clone() };
     assert_eq!(ids(store.list(running).await.unwrap()), ["d", "c"]);
-    let failed = ListFilter {
-        status: Some(Status::Failed),
-        ..ListFilter::default()
-    };
+    let failed = ListFilter { status: Some(Status::Failed), ..ListFilter::default() };
     assert_eq!(ids(store.list(failed).await.unwrap()), ["a"]);
-    let limited = ListFilter {
-        limit: Some(2),
-        ..ListFilter::default()
-    };
+    let limited = ListFilter { limit: Some(2), ..ListFilter::default() };
     assert_eq!(ids(store.list(limited).await.unwrap()), ["d", "b"]);
-    let none = ListFilter {
-        workflow: Some("nope".into()),
-        ..ListFilter::default()
-    };
+    let none = ListFilter { workflow: Some("nope".into()), ..ListFilter::default() };
     assert!(store.list(none).await.unwrap().is_empty());
 }
 
@@ -444,16 +308,13 @@ pub async fn history_keeps_order_and_fields<S: Store>(store: S) {
     let mut record = start(&store, "e-1", "order", t(1)).await;
     let mut written = Vec::new();
     for i in 0..12u32 {
-        let event = HistoryEvent::new(t(u64::from(i) + 2), EventKind::ALL[i as usize % 13])
+        let event = HistoryEvent::new(t(u64::from(i) + 2), EventKind::ALL[i as usize % EventKind::ALL.len()])
             .with_point(format!("p{i}"), "src/order.rs", 10 + i)
             .with_attempt(i + 1)
             .with_detail(format!("detail {i}"))
             .with_state(format!("{{\"i\":{i}}}"));
         let mut commit = Commit::on(&record, event.at);
-        commit.events = vec![
-            event.clone(),
-            HistoryEvent::new(event.at, EventKind::Resumed),
-        ];
+        commit.events = vec![event.clone(), HistoryEvent::new(event.at, EventKind::Resumed)];
         record = store.commit(commit).await.unwrap();
         written.push(event);
         written.push(HistoryEvent::new(t(u64::from(i) + 2), EventKind::Resumed));
@@ -461,13 +322,7 @@ pub async fn history_keeps_order_and_fields<S: Store>(store: S) {
     let history = store.history("e-1").await.unwrap();
     assert_eq!(history.len(), 25);
     for (index, (stored, sent)) in history[1..].iter().zip(&written).enumerate() {
-        assert_eq!(
-            stored,
-            &HistoryEvent {
-                seq: index as u64 + 2,
-                ..sent.clone()
-            }
-        );
+        assert_eq!(stored, &HistoryEvent { seq: index as u64 + 2, ..sent.clone() });
     }
     assert_eq!(record.version, 13);
 }

@@ -12,9 +12,7 @@ pub enum StoreError {
     #[error("execution `{0}` not found")]
     NotFound(ExecutionId),
     /// The execution was committed by someone else since the caller read it.
-    #[error(
-        "execution `{id}` was modified concurrently (expected version {expected}, found {actual})"
-    )]
+    #[error("execution `{id}` was modified concurrently (expected version {expected}, found {actual})")]
     Conflict {
         /// The execution.
         id: ExecutionId,
@@ -25,9 +23,7 @@ pub enum StoreError {
     },
     /// The worker no longer holds the execution's lease: it expired or another worker claimed it.
     /// The worker must stop running the execution.
-    #[error(
-        "worker `{owner}` no longer holds the lease on execution `{id}` (it expired or was claimed)"
-    )]
+    #[error("worker `{owner}` no longer holds the lease on execution `{id}` (it expired or was claimed)")]
     LeaseLost {
         /// The execution.
         id: ExecutionId,
@@ -71,10 +67,7 @@ impl StoreError {
 
     /// A [`StoreError::Corrupt`] about execution `id`.
     pub fn corrupt(id: &str, what: impl Into<String>) -> Self {
-        StoreError::Corrupt {
-            id: id.to_owned(),
-            what: what.into(),
-        }
+        StoreError::Corrupt { id: id.to_owned(), what: what.into() }
     }
 }
 
@@ -88,10 +81,7 @@ pub struct ParseNameError {
 
 impl ParseNameError {
     pub(crate) fn new(what: &'static str, name: &str) -> Self {
-        ParseNameError {
-            what,
-            name: name.to_owned(),
-        }
+        ParseNameError { what, name: name.to_owned() }
     }
 }
 
@@ -103,16 +93,9 @@ mod tests {
     fn only_unavailable_is_retryable() {
         assert!(StoreError::Unavailable("database is locked".into()).is_retryable());
         assert!(!StoreError::backend("read-only").is_retryable());
-        let conflict = StoreError::Conflict {
-            id: "a".into(),
-            expected: 1,
-            actual: 2,
-        };
+        let conflict = StoreError::Conflict { id: "a".into(), expected: 1, actual: 2 };
         assert!(!conflict.is_retryable());
         assert!(!StoreError::NotFound("a".into()).is_retryable());
-        assert_eq!(
-            conflict.to_string(),
-            "execution `a` was modified concurrently (expected version 1, found 2)"
-        );
+        assert_eq!(conflict.to_string(), "execution `a` was modified concurrently (expected version 1, found 2)");
     }
 }

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::{
-    Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, ListFilter, NewExecution,
-    Status, Store, StoreError, apply_commit, check_commit, check_lease_owner, new_record,
+    Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, ListFilter, NewExecution, Status, Store,
+    StoreError, apply_commit, check_commit, check_lease_owner, claim_lease, new_record,
 };
 use crate::time::Timestamp;
 
@@ -57,13 +57,9 @@ impl Entry {
         self.record = apply_commit(&self.record, commit);
         for event in &commit.events {
             let seq = self.history.len() as u64 + 1;
-            self.history.push(HistoryEvent {
-                seq,
-                ..event.clone()
-            });
+            self.history.push(HistoryEvent { seq, ..event.clone() });
         }
-        self.inbox
-            .retain(|event| !commit.consume.contains(&event.seq));
+        self.inbox.retain(|event| !commit.consume.contains(&event.seq));
         Ok(self.record.clone())
     }
 }
@@ -80,11 +76,7 @@ impl MemoryStore {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn with_entry<T>(
-        &self,
-        id: &str,
-        f: impl FnOnce(&mut Entry) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    fn with_entry<T>(&self, id: &str, f: impl FnOnce(&mut Entry) -> Result<T, StoreError>) -> Result<T, StoreError> {
         match self.lock().get_mut(id) {
             Some(entry) => f(entry),
             None => Err(StoreError::NotFound(id.to_owned())),
@@ -99,12 +91,7 @@ impl Store for MemoryStore {
             return Ok(Created::Existing(entry.record.clone()));
         }
         let (record, started) = new_record(&new);
-        let entry = Entry {
-            record: record.clone(),
-            history: vec![started],
-            inbox: Vec::new(),
-            next_inbox_seq: 1,
-        };
+        let entry = Entry { record: record.clone(), history: vec![started], inbox: Vec::new(), next_inbox_seq: 1 };
         state.insert(new.id, entry);
         Ok(Created::New(record))
     }
@@ -117,10 +104,7 @@ impl Store for MemoryStore {
         self.with_entry(&commit.id, |entry| entry.commit(&commit))
     }
 
-    async fn commit_batch(
-        &self,
-        commits: Vec<Commit>,
-    ) -> Result<Vec<Result<ExecutionRecord, StoreError>>, StoreError> {
+    async fn commit_batch(&self, commits: Vec<Commit>) -> Result<Vec<Result<ExecutionRecord, StoreError>>, StoreError> {
         let mut state = self.lock();
         let results = commits
             .iter()
@@ -140,33 +124,41 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> Result<Vec<ExecutionRecord>, StoreError> {
         let mut state = self.lock();
-        let mut due: Vec<(Timestamp, String)> = state
-            .values()
-            .filter_map(|entry| Some((entry.due_since(now)?, entry.record.id.clone())))
-            .collect();
+        let mut due: Vec<(Timestamp, String)> =
+            state.values().filter_map(|entry| Some((entry.due_since(now)?, entry.record.id.clone()))).collect();
         due.sort();
         due.truncate(limit);
         let until = now.saturating_add(lease);
         let mut claimed = Vec::with_capacity(due.len());
         for (_, id) in due {
             if let Some(entry) = state.get_mut(&id) {
-                entry.record.lease = Some(Lease {
-                    owner: owner.to_owned(),
-                    until,
-                });
+                entry.record.lease = Some(Lease { owner: owner.to_owned(), until });
                 claimed.push(entry.record.clone());
             }
         }
         Ok(claimed)
     }
 
+    async fn claim(
+        &self,
+        id: &str,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Option<ExecutionRecord>, StoreError> {
+        self.with_entry(id, |entry| {
+            let Some(lease) = claim_lease(&entry.record, owner, now, lease) else {
+                return Ok(None);
+            };
+            entry.record.lease = Some(lease);
+            Ok(Some(entry.record.clone()))
+        })
+    }
+
     async fn renew_lease(&self, id: &str, owner: &str, until: Timestamp) -> Result<(), StoreError> {
         self.with_entry(id, |entry| {
             check_lease_owner(&entry.record, owner, true)?;
-            entry.record.lease = Some(Lease {
-                owner: owner.to_owned(),
-                until,
-            });
+            entry.record.lease = Some(Lease { owner: owner.to_owned(), until });
             Ok(())
         })
     }
@@ -179,25 +171,14 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn send_event(
-        &self,
-        id: &str,
-        name: &str,
-        payload: &str,
-        now: Timestamp,
-    ) -> Result<u64, StoreError> {
+    async fn send_event(&self, id: &str, name: &str, payload: &str, now: Timestamp) -> Result<u64, StoreError> {
         self.with_entry(id, |entry| {
             if entry.record.status.is_terminal() {
                 return Err(StoreError::Terminal(id.to_owned()));
             }
             let seq = entry.next_inbox_seq;
             entry.next_inbox_seq += 1;
-            let event = InboxEvent {
-                seq,
-                name: name.to_owned(),
-                payload: payload.to_owned(),
-                at: now,
-            };
+            let event = InboxEvent { seq, name: name.to_owned(), payload: payload.to_owned(), at: now };
             entry.inbox.push(event);
             Ok(seq)
         })
@@ -216,12 +197,7 @@ impl Store for MemoryStore {
         let mut records: Vec<ExecutionRecord> = state
             .values()
             .map(|entry| &entry.record)
-            .filter(|record| {
-                filter
-                    .workflow
-                    .as_ref()
-                    .is_none_or(|w| *w == record.workflow)
-            })
+            .filter(|record| filter.workflow.as_ref().is_none_or(|w| *w == record.workflow))
             .filter(|record| filter.status.is_none_or(|s| s == record.status))
             .cloned()
             .collect();

@@ -47,8 +47,8 @@ pub mod conformance;
 pub use self::error::{ParseNameError, StoreError};
 pub use self::memory::MemoryStore;
 pub use self::record::{
-    Commit, Created, EventKind, ExecutionId, ExecutionRecord, HistoryEvent, InboxEvent, Lease,
-    ListFilter, NewExecution, Snapshot, Status, StepRecord,
+    Commit, Created, EventKind, ExecutionId, ExecutionRecord, HistoryEvent, InboxEvent, Lease, ListFilter,
+    NewExecution, Snapshot, Status, StepRecord,
 };
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteOptions, SqliteStore, Synchronous};
@@ -70,14 +70,10 @@ pub trait Store: Send + Sync + 'static {
     /// `created_at == updated_at == new.now` and a history of one
     /// [`EventKind::ExecutionStarted`] event (at `new.now`, with the input as its `state`), and
     /// returned as [`Created::New`].
-    fn create(&self, new: NewExecution)
-    -> impl Future<Output = Result<Created, StoreError>> + Send;
+    fn create(&self, new: NewExecution) -> impl Future<Output = Result<Created, StoreError>> + Send;
 
     /// The execution's record, or `None` if there is no execution `id`.
-    fn load(
-        &self,
-        id: &str,
-    ) -> impl Future<Output = Result<Option<ExecutionRecord>, StoreError>> + Send;
+    fn load(&self, id: &str) -> impl Future<Output = Result<Option<ExecutionRecord>, StoreError>> + Send;
 
     /// Atomically replaces an execution's state: a compare-and-swap on its version.
     ///
@@ -95,10 +91,7 @@ pub trait Store: Send + Sync + 'static {
     /// to the history with the next sequence numbers (the `seq` passed in is ignored); the inbox
     /// events whose seqs are in `commit.consume` are deleted (seqs not in this execution's inbox
     /// are ignored); and if `commit.release_lease`, the lease is cleared. Returns the new record.
-    fn commit(
-        &self,
-        commit: Commit,
-    ) -> impl Future<Output = Result<ExecutionRecord, StoreError>> + Send;
+    fn commit(&self, commit: Commit) -> impl Future<Output = Result<ExecutionRecord, StoreError>> + Send;
 
     /// Applies several commits in one transaction (one sync to disk): the group commit.
     ///
@@ -128,6 +121,21 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<ExecutionRecord>, StoreError>> + Send;
 
+    /// Leases execution `id` to `owner` until `now + lease`, whether or not it is due: for a
+    /// caller with a reason to run it at once (the event it waits for was just sent).
+    ///
+    /// Returns the record with its new lease (its version does not change), or `None` and no
+    /// change if the execution has finished or another owner holds a lease that has not expired
+    /// at `now`. An owner that already holds the lease gets it extended.
+    /// [`StoreError::NotFound`] for an unknown execution.
+    fn claim(
+        &self,
+        id: &str,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Option<ExecutionRecord>, StoreError>> + Send;
+
     /// Extends the lease `owner` holds on execution `id` until `until`.
     ///
     /// Succeeds while no other worker has claimed the execution (also after the lease expired:
@@ -144,11 +152,7 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// A no-op if nobody holds the lease; [`StoreError::LeaseLost`] (and no change) if someone
     /// else holds it. Does not change the version.
-    fn release_lease(
-        &self,
-        id: &str,
-        owner: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn release_lease(&self, id: &str, owner: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Appends an external event to execution `id`'s inbox and returns its inbox seq (1-based,
     /// increasing per execution, never reused).
@@ -170,30 +174,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Execution `id`'s history, by increasing seq (1, 2, 3, ... with no gap).
     /// [`StoreError::NotFound`] for an unknown execution.
-    fn history(
-        &self,
-        id: &str,
-    ) -> impl Future<Output = Result<Vec<HistoryEvent>, StoreError>> + Send;
+    fn history(&self, id: &str) -> impl Future<Output = Result<Vec<HistoryEvent>, StoreError>> + Send;
 
     /// The executions that match `filter`, ordered by `created_at`, then id.
-    fn list(
-        &self,
-        filter: ListFilter,
-    ) -> impl Future<Output = Result<Vec<ExecutionRecord>, StoreError>> + Send;
+    fn list(&self, filter: ListFilter) -> impl Future<Output = Result<Vec<ExecutionRecord>, StoreError>> + Send;
 }
 
 /// Checks a commit against the stored record, in the order [`Store::commit`] documents.
 pub(crate) fn check_commit(current: &ExecutionRecord, commit: &Commit) -> Result<(), StoreError> {
     if let Some(owner) = &commit.lease_owner {
-        let held = current
-            .lease
-            .as_ref()
-            .is_some_and(|lease| lease.owner == *owner && lease.until > commit.now);
+        let held = current.lease.as_ref().is_some_and(|lease| lease.owner == *owner && lease.until > commit.now);
         if !held {
-            return Err(StoreError::LeaseLost {
-                id: current.id.clone(),
-                owner: owner.clone(),
-            });
+            return Err(StoreError::LeaseLost { id: current.id.clone(), owner: owner.clone() });
         }
     }
     if current.version != commit.expected_version {
@@ -222,11 +214,7 @@ pub(crate) fn apply_commit(current: &ExecutionRecord, commit: &Commit) -> Execut
         step: commit.step.clone(),
         waiting_for: commit.waiting_for.clone(),
         version: current.version + 1,
-        lease: if commit.release_lease {
-            None
-        } else {
-            current.lease.clone()
-        },
+        lease: if commit.release_lease { None } else { current.lease.clone() },
         created_at: current.created_at,
         updated_at: commit.now,
     }
@@ -255,18 +243,20 @@ pub(crate) fn new_record(new: &NewExecution) -> (ExecutionRecord, HistoryEvent) 
     (record, started)
 }
 
+/// The lease [`Store::claim`] gives `owner` on `current`, or `None` if it may not have one.
+pub(crate) fn claim_lease(current: &ExecutionRecord, owner: &str, now: Timestamp, lease: Duration) -> Option<Lease> {
+    let held_by_other = current.lease.as_ref().is_some_and(|lease| lease.owner != owner && lease.until > now);
+    if current.status.is_terminal() || held_by_other {
+        return None;
+    }
+    Some(Lease { owner: owner.to_owned(), until: now.saturating_add(lease) })
+}
+
 /// Whether `owner` may release (or, with `renew`, extend) the lease on `current`.
-pub(crate) fn check_lease_owner(
-    current: &ExecutionRecord,
-    owner: &str,
-    renew: bool,
-) -> Result<(), StoreError> {
+pub(crate) fn check_lease_owner(current: &ExecutionRecord, owner: &str, renew: bool) -> Result<(), StoreError> {
     match &current.lease {
         Some(lease) if lease.owner == owner => Ok(()),
         None if !renew => Ok(()),
-        _ => Err(StoreError::LeaseLost {
-            id: current.id.clone(),
-            owner: owner.to_owned(),
-        }),
+        _ => Err(StoreError::LeaseLost { id: current.id.clone(), owner: owner.to_owned() }),
     }
 }

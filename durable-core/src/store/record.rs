@@ -30,13 +30,8 @@ pub enum Status {
 
 impl Status {
     /// Every status, in declaration order.
-    pub const ALL: [Status; 5] = [
-        Status::Running,
-        Status::Suspended,
-        Status::Succeeded,
-        Status::Failed,
-        Status::Cancelled,
-    ];
+    pub const ALL: [Status; 5] =
+        [Status::Running, Status::Suspended, Status::Succeeded, Status::Failed, Status::Cancelled];
 
     /// Whether the execution has finished for good: it never runs or changes again.
     pub fn is_terminal(self) -> bool {
@@ -91,6 +86,8 @@ pub enum EventKind {
     EventReceived,
     /// An event was refused (its payload did not decode); the execution keeps waiting.
     EventRejected,
+    /// An event wait's timeout passed before the event arrived.
+    EventTimedOut,
     /// The execution left memory to wait.
     Suspended,
     /// The execution was picked up again (with how long it slept).
@@ -105,7 +102,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::ExecutionStarted,
         EventKind::StepStarted,
         EventKind::StepSucceeded,
@@ -114,6 +111,7 @@ impl EventKind {
         EventKind::WaitSucceeded,
         EventKind::EventReceived,
         EventKind::EventRejected,
+        EventKind::EventTimedOut,
         EventKind::Suspended,
         EventKind::Resumed,
         EventKind::ExecutionSucceeded,
@@ -132,6 +130,7 @@ impl EventKind {
             EventKind::WaitSucceeded => "WaitSucceeded",
             EventKind::EventReceived => "EventReceived",
             EventKind::EventRejected => "EventRejected",
+            EventKind::EventTimedOut => "EventTimedOut",
             EventKind::Suspended => "Suspended",
             EventKind::Resumed => "Resumed",
             EventKind::ExecutionSucceeded => "ExecutionSucceeded",
@@ -251,26 +250,11 @@ pub struct HistoryEvent {
 impl HistoryEvent {
     /// An event of `kind` at `at`, with no other detail (and `seq` 0, to be assigned).
     pub fn new(at: Timestamp, kind: EventKind) -> Self {
-        HistoryEvent {
-            seq: 0,
-            at,
-            kind,
-            point: None,
-            file: None,
-            line: None,
-            attempt: None,
-            detail: None,
-            state: None,
-        }
+        HistoryEvent { seq: 0, at, kind, point: None, file: None, line: None, attempt: None, detail: None, state: None }
     }
 
     /// This event, about the point `name` at `file:line`.
-    pub fn with_point(
-        mut self,
-        name: impl Into<String>,
-        file: impl Into<String>,
-        line: u32,
-    ) -> Self {
+    pub fn with_point(mut self, name: impl Into<String>, file: impl Into<String>, line: u32) -> Self {
         self.point = Some(name.into());
         self.file = Some(file.into());
         self.line = Some(line);
@@ -330,12 +314,7 @@ impl NewExecution {
         input: impl Into<String>,
         now: Timestamp,
     ) -> Self {
-        NewExecution {
-            id: id.into(),
-            workflow: workflow.into(),
-            input: input.into(),
-            now,
-        }
+        NewExecution { id: id.into(), workflow: workflow.into(), input: input.into(), now }
     }
 }
 

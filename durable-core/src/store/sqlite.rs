@@ -10,12 +10,12 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use self::rows::{
-    RECORD_COLUMNS, SCHEMA, SCHEMA_VERSION, append_history, decode_history, decode_inbox,
-    decode_record, existing_record, inbox_slot, load_record, millis, write_record,
+    RECORD_COLUMNS, SCHEMA, SCHEMA_VERSION, append_history, decode_history, decode_inbox, decode_record,
+    existing_record, inbox_slot, load_record, millis, write_record,
 };
 use super::{
-    Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, ListFilter, NewExecution,
-    Store, StoreError, apply_commit, check_commit, check_lease_owner, new_record,
+    Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, ListFilter, NewExecution, Store, StoreError,
+    apply_commit, check_commit, check_lease_owner, claim_lease, new_record,
 };
 use crate::time::Timestamp;
 
@@ -48,10 +48,7 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions {
-            synchronous: Synchronous::Full,
-            busy_timeout: Duration::from_secs(5),
-        }
+        SqliteOptions { synchronous: Synchronous::Full, busy_timeout: Duration::from_secs(5) }
     }
 }
 
@@ -79,9 +76,7 @@ fn sql(what: impl Display) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |error| {
         let message = format!("sqlite: cannot {what}: {error}");
         match error.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-                StoreError::Unavailable(message.into())
-            }
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Unavailable(message.into()),
             _ => StoreError::Backend(message.into()),
         }
     }
@@ -109,22 +104,18 @@ impl SqliteStore {
             return Err(StoreError::backend(message));
         }
         let mut conn = Connection::open(path).map_err(sql(format_args!("open {shown}")))?;
-        conn.busy_timeout(options.busy_timeout)
-            .map_err(sql(format_args!("configure {shown}")))?;
+        conn.busy_timeout(options.busy_timeout).map_err(sql(format_args!("configure {shown}")))?;
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .map_err(sql(format_args!("open {shown} (is it a SQLite database?)")))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::backend(format!(
-                "sqlite: {shown} cannot use WAL mode ({mode})"
-            )));
+            return Err(StoreError::backend(format!("sqlite: {shown} cannot use WAL mode ({mode})")));
         }
         let synchronous = match options.synchronous {
             Synchronous::Full => "FULL",
             Synchronous::Normal => "NORMAL",
         };
-        conn.pragma_update(None, "synchronous", synchronous)
-            .map_err(sql(format_args!("configure {shown}")))?;
+        conn.pragma_update(None, "synchronous", synchronous).map_err(sql(format_args!("configure {shown}")))?;
         migrate(&mut conn, path)?;
         Ok(Self::serve(conn, path, false))
     }
@@ -139,14 +130,10 @@ impl SqliteStore {
         let path = path.as_ref();
         let shown = path.display();
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)
-            .map_err(sql(format_args!("open {shown} read-only")))?;
-        conn.busy_timeout(SqliteOptions::default().busy_timeout)
-            .map_err(sql(format_args!("configure {shown}")))?;
+        let conn = Connection::open_with_flags(path, flags).map_err(sql(format_args!("open {shown} read-only")))?;
+        conn.busy_timeout(SqliteOptions::default().busy_timeout).map_err(sql(format_args!("configure {shown}")))?;
         match schema_version(&conn, path)? {
-            0 => Err(StoreError::backend(format!(
-                "sqlite: {shown} is not a durable store (it has no schema)"
-            ))),
+            0 => Err(StoreError::backend(format!("sqlite: {shown} is not a durable store (it has no schema)"))),
             _ => Ok(Self::serve(conn, path, true)),
         }
     }
@@ -169,11 +156,7 @@ impl SqliteStore {
             // The queue was dropped with the closure: every call reports the thread as gone.
             tracing::error!(%error, "cannot start the sqlite thread");
         }
-        SqliteStore {
-            jobs,
-            path: Arc::new(path.to_owned()),
-            read_only,
-        }
+        SqliteStore { jobs, path: Arc::new(path.to_owned()), read_only }
     }
 
     /// Runs `f` on the connection's thread and returns its answer.
@@ -205,14 +188,10 @@ impl SqliteStore {
     {
         if self.read_only {
             let path = self.path.display();
-            return Err(StoreError::backend(format!(
-                "sqlite: cannot {what}: {path} is open read-only"
-            )));
+            return Err(StoreError::backend(format!("sqlite: cannot {what}: {path} is open read-only")));
         }
         self.call(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql(what))?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql(what))?;
             let value = f(&tx)?;
             tx.commit().map_err(sql(what))?;
             Ok(value)
@@ -238,10 +217,7 @@ impl SqliteStore {
 fn schema_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
-        .map_err(sql(format_args!(
-            "read the schema version of {}",
-            path.display()
-        )))?;
+        .map_err(sql(format_args!("read the schema version of {}", path.display())))?;
     if version > SCHEMA_VERSION {
         return Err(StoreError::backend(format!(
             "sqlite: {} has schema version {version}, newer than this build supports \
@@ -255,14 +231,11 @@ fn schema_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
 /// Creates the schema if the file has none; refuses a newer one.
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let what = format_args!("create the schema in {}", path.display()).to_string();
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(sql(&what))?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql(&what))?;
     // Read inside the write transaction: two processes creating the file race here.
     if schema_version(&tx, path)? == 0 {
         tx.execute_batch(SCHEMA).map_err(sql(&what))?;
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(sql(&what))?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql(&what))?;
     }
     tx.commit().map_err(sql(&what))
 }
@@ -272,10 +245,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
 /// A commit's checks all run before it writes anything, so a commit that fails them leaves no
 /// trace and needs no savepoint; a failure while writing is a backend error, which aborts the
 /// whole transaction.
-fn commit_all(
-    conn: &Connection,
-    commits: &[Commit],
-) -> Result<Vec<Result<ExecutionRecord, StoreError>>, StoreError> {
+fn commit_all(conn: &Connection, commits: &[Commit]) -> Result<Vec<Result<ExecutionRecord, StoreError>>, StoreError> {
     commits
         .iter()
         .map(|commit| match commit_one(conn, commit) {
@@ -297,9 +267,7 @@ fn commit_one(conn: &Connection, commit: &Commit) -> Result<ExecutionRecord, Sto
             .map_err(sql("consume inbox events"))?;
         for seq in &commit.consume {
             let seq = i64::try_from(*seq).unwrap_or(i64::MAX);
-            delete
-                .execute(params![commit.id, seq])
-                .map_err(sql("consume inbox events"))?;
+            delete.execute(params![commit.id, seq]).map_err(sql("consume inbox events"))?;
         }
     }
     Ok(next)
@@ -323,17 +291,10 @@ SELECT {columns} FROM due ORDER BY due_since, id LIMIT ?2";
 
 /// Leases the due executions to `lease` and returns them. A row that cannot be decoded is
 /// skipped and reported, so one corrupt execution does not stop all the others.
-fn claim(
-    conn: &Connection,
-    now: Timestamp,
-    lease: &Lease,
-    limit: usize,
-) -> Result<Vec<ExecutionRecord>, StoreError> {
+fn claim(conn: &Connection, now: Timestamp, lease: &Lease, limit: usize) -> Result<Vec<ExecutionRecord>, StoreError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let query = CLAIM.replace("{columns}", RECORD_COLUMNS);
-    let mut select = conn
-        .prepare_cached(&query)
-        .map_err(sql("find due executions"))?;
+    let mut select = conn.prepare_cached(&query).map_err(sql("find due executions"))?;
     let rows = select
         .query_map(params![millis(now), limit], |row| Ok(decode_record(row)))
         .map_err(sql("find due executions"))?;
@@ -372,8 +333,7 @@ impl Store for SqliteStore {
 
     async fn load(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
         let id = id.to_owned();
-        self.read("load an execution", move |conn| load_record(conn, &id))
-            .await
+        self.read("load an execution", move |conn| load_record(conn, &id)).await
     }
 
     async fn commit(&self, commit: Commit) -> Result<ExecutionRecord, StoreError> {
@@ -382,15 +342,11 @@ impl Store for SqliteStore {
         results.pop().unwrap_or(Err(StoreError::NotFound(id)))
     }
 
-    async fn commit_batch(
-        &self,
-        commits: Vec<Commit>,
-    ) -> Result<Vec<Result<ExecutionRecord, StoreError>>, StoreError> {
+    async fn commit_batch(&self, commits: Vec<Commit>) -> Result<Vec<Result<ExecutionRecord, StoreError>>, StoreError> {
         if commits.is_empty() {
             return Ok(Vec::new());
         }
-        self.write("commit", move |conn| commit_all(conn, &commits))
-            .await
+        self.write("commit", move |conn| commit_all(conn, &commits)).await
     }
 
     async fn claim_due(
@@ -403,12 +359,30 @@ impl Store for SqliteStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let lease = Lease {
-            owner: owner.to_owned(),
-            until: now.saturating_add(lease),
-        };
-        self.write("claim due executions", move |conn| {
-            claim(conn, now, &lease, limit)
+        let lease = Lease { owner: owner.to_owned(), until: now.saturating_add(lease) };
+        self.write("claim due executions", move |conn| claim(conn, now, &lease, limit)).await
+    }
+
+    async fn claim(
+        &self,
+        id: &str,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Option<ExecutionRecord>, StoreError> {
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        self.write("claim an execution", move |conn| {
+            let mut record = existing_record(conn, &id)?;
+            let Some(lease) = claim_lease(&record, &owner, now, lease) else {
+                return Ok(None);
+            };
+            conn.execute(
+                "UPDATE executions SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1",
+                params![id, lease.owner, millis(lease.until)],
+            )
+            .map_err(sql("claim an execution"))?;
+            record.lease = Some(lease);
+            Ok(Some(record))
         })
         .await
     }
@@ -417,11 +391,8 @@ impl Store for SqliteStore {
         let (id, owner) = (id.to_owned(), owner.to_owned());
         self.write("renew a lease", move |conn| {
             check_lease_owner(&existing_record(conn, &id)?, &owner, true)?;
-            conn.execute(
-                "UPDATE executions SET lease_until = ?2 WHERE id = ?1",
-                params![id, millis(until)],
-            )
-            .map_err(sql("renew a lease"))?;
+            conn.execute("UPDATE executions SET lease_until = ?2 WHERE id = ?1", params![id, millis(until)])
+                .map_err(sql("renew a lease"))?;
             Ok(())
         })
         .await
@@ -431,23 +402,14 @@ impl Store for SqliteStore {
         let (id, owner) = (id.to_owned(), owner.to_owned());
         self.write("release a lease", move |conn| {
             check_lease_owner(&existing_record(conn, &id)?, &owner, false)?;
-            conn.execute(
-                "UPDATE executions SET lease_owner = NULL, lease_until = NULL WHERE id = ?1",
-                [&id],
-            )
-            .map_err(sql("release a lease"))?;
+            conn.execute("UPDATE executions SET lease_owner = NULL, lease_until = NULL WHERE id = ?1", [&id])
+                .map_err(sql("release a lease"))?;
             Ok(())
         })
         .await
     }
 
-    async fn send_event(
-        &self,
-        id: &str,
-        name: &str,
-        payload: &str,
-        now: Timestamp,
-    ) -> Result<u64, StoreError> {
+    async fn send_event(&self, id: &str, name: &str, payload: &str, now: Timestamp) -> Result<u64, StoreError> {
         let (id, name, payload) = (id.to_owned(), name.to_owned(), payload.to_owned());
         self.write("send an event", move |conn| {
             let (status, seq) = inbox_slot(conn, &id)?;
@@ -461,10 +423,7 @@ impl Store for SqliteStore {
                 params![id, stored, name, payload, millis(now)],
             )
             .and_then(|_| {
-                conn.execute(
-                    "UPDATE executions SET next_inbox_seq = ?2 WHERE id = ?1",
-                    params![id, stored + 1],
-                )
+                conn.execute("UPDATE executions SET next_inbox_seq = ?2 WHERE id = ?1", params![id, stored + 1])
             })
             .map_err(sql("send an event"))?;
             Ok(seq)
@@ -500,20 +459,13 @@ impl Store for SqliteStore {
                 "SELECT {RECORD_COLUMNS} FROM executions WHERE (?1 IS NULL OR workflow = ?1) \
                  AND (?2 IS NULL OR status = ?2) ORDER BY created_at, id LIMIT ?3"
             );
-            let limit = filter
-                .limit
-                .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+            let limit = filter.limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
             let status = filter.status.map(|status| status.as_str());
-            let mut select = conn
-                .prepare_cached(&query)
-                .map_err(sql("list executions"))?;
+            let mut select = conn.prepare_cached(&query).map_err(sql("list executions"))?;
             let rows = select
-                .query_map(params![filter.workflow, status, limit], |row| {
-                    Ok(decode_record(row))
-                })
+                .query_map(params![filter.workflow, status, limit], |row| Ok(decode_record(row)))
                 .map_err(sql("list executions"))?;
-            rows.map(|row| row.map_err(sql("list executions"))?)
-                .collect()
+            rows.map(|row| row.map_err(sql("list executions"))?).collect()
         })
         .await
     }
@@ -528,9 +480,7 @@ fn select_all<T>(
     decode: fn(&str, &rusqlite::Row<'_>) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
     let mut select = conn.prepare_cached(query).map_err(sql(what))?;
-    let rows = select
-        .query_map([id], |row| Ok(decode(id, row)))
-        .map_err(sql(what))?;
+    let rows = select.query_map([id], |row| Ok(decode(id, row))).map_err(sql(what))?;
     rows.map(|row| row.map_err(sql(what))?).collect()
 }
 

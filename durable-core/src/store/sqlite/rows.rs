@@ -8,8 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::sql;
 use crate::store::{
-    EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Lease, Snapshot, Status, StepRecord,
-    StoreError,
+    EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Lease, Snapshot, Status, StepRecord, StoreError,
 };
 use crate::time::Timestamp;
 
@@ -93,9 +92,7 @@ struct Reader<'r, 'a> {
 
 impl Reader<'_, '_> {
     fn value(&self, index: usize, column: &str) -> Result<ValueRef<'_>, StoreError> {
-        self.row
-            .get_ref(index)
-            .map_err(|e| StoreError::corrupt(self.id, format!("column `{column}`: {e}")))
+        self.row.get_ref(index).map_err(|e| StoreError::corrupt(self.id, format!("column `{column}`: {e}")))
     }
 
     fn opt_text(&self, index: usize, column: &str) -> Result<Option<String>, StoreError> {
@@ -103,21 +100,14 @@ impl Reader<'_, '_> {
             ValueRef::Null => Ok(None),
             ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
                 Ok(text) => Ok(Some(text.to_owned())),
-                Err(_) => Err(StoreError::corrupt(
-                    self.id,
-                    format!("`{column}` is not UTF-8"),
-                )),
+                Err(_) => Err(StoreError::corrupt(self.id, format!("`{column}` is not UTF-8"))),
             },
-            _ => Err(StoreError::corrupt(
-                self.id,
-                format!("`{column}` is not text"),
-            )),
+            _ => Err(StoreError::corrupt(self.id, format!("`{column}` is not text"))),
         }
     }
 
     fn text(&self, index: usize, column: &str) -> Result<String, StoreError> {
-        self.opt_text(index, column)?
-            .ok_or_else(|| StoreError::corrupt(self.id, format!("`{column}` is missing")))
+        self.opt_text(index, column)?.ok_or_else(|| StoreError::corrupt(self.id, format!("`{column}` is missing")))
     }
 
     fn opt_u64(&self, index: usize, column: &str) -> Result<Option<u64>, StoreError> {
@@ -126,24 +116,20 @@ impl Reader<'_, '_> {
             ValueRef::Integer(n) => u64::try_from(n)
                 .map(Some)
                 .map_err(|_| StoreError::corrupt(self.id, format!("`{column}` is negative ({n})"))),
-            _ => Err(StoreError::corrupt(
-                self.id,
-                format!("`{column}` is not an integer"),
-            )),
+            _ => Err(StoreError::corrupt(self.id, format!("`{column}` is not an integer"))),
         }
     }
 
     fn u64(&self, index: usize, column: &str) -> Result<u64, StoreError> {
-        self.opt_u64(index, column)?
-            .ok_or_else(|| StoreError::corrupt(self.id, format!("`{column}` is missing")))
+        self.opt_u64(index, column)?.ok_or_else(|| StoreError::corrupt(self.id, format!("`{column}` is missing")))
     }
 
     fn opt_u32(&self, index: usize, column: &str) -> Result<Option<u32>, StoreError> {
         match self.opt_u64(index, column)? {
             None => Ok(None),
-            Some(n) => u32::try_from(n).map(Some).map_err(|_| {
-                StoreError::corrupt(self.id, format!("`{column}` is out of range ({n})"))
-            }),
+            Some(n) => u32::try_from(n)
+                .map(Some)
+                .map_err(|_| StoreError::corrupt(self.id, format!("`{column}` is out of range ({n})"))),
         }
     }
 
@@ -161,8 +147,7 @@ impl Reader<'_, '_> {
         column: &str,
     ) -> Result<T, StoreError> {
         let text = self.text(index, column)?;
-        text.parse()
-            .map_err(|e| StoreError::corrupt(self.id, format!("`{column}`: {e}")))
+        text.parse().map_err(|e| StoreError::corrupt(self.id, format!("`{column}`: {e}")))
     }
 }
 
@@ -176,39 +161,20 @@ pub(super) fn decode_record(row: &Row<'_>) -> Result<ExecutionRecord, StoreError
         r.opt_text(6, "snapshot_state")?,
     ) {
         (None, None, None) => None,
-        (Some(point), Some(fingerprint), Some(state)) => Some(Snapshot {
-            point,
-            fingerprint,
-            state,
-        }),
+        (Some(point), Some(fingerprint), Some(state)) => Some(Snapshot { point, fingerprint, state }),
         _ => return Err(StoreError::corrupt(&id, "the snapshot is partly missing")),
     };
-    let step = match (
-        r.opt_text(9, "step_point")?,
-        r.opt_u32(10, "step_attempt")?,
-        r.opt_u64(11, "step_started")?,
-    ) {
+    let step = match (r.opt_text(9, "step_point")?, r.opt_u32(10, "step_attempt")?, r.opt_u64(11, "step_started")?) {
         (None, None, None) => None,
         (Some(point), Some(attempt), Some(started @ (0 | 1))) => {
             let retry_at = r.opt_time(12, "step_retry_at")?;
-            Some(StepRecord {
-                point,
-                attempt,
-                started: started == 1,
-                retry_at,
-            })
+            Some(StepRecord { point, attempt, started: started == 1, retry_at })
         }
         _ => {
-            return Err(StoreError::corrupt(
-                &id,
-                "the step record is partly missing or invalid",
-            ));
+            return Err(StoreError::corrupt(&id, "the step record is partly missing or invalid"));
         }
     };
-    let lease = match (
-        r.opt_text(15, "lease_owner")?,
-        r.opt_time(16, "lease_until")?,
-    ) {
+    let lease = match (r.opt_text(15, "lease_owner")?, r.opt_time(16, "lease_until")?) {
         (None, None) => None,
         (Some(owner), Some(until)) => Some(Lease { owner, until }),
         _ => return Err(StoreError::corrupt(&id, "the lease is partly missing")),
@@ -231,18 +197,10 @@ pub(super) fn decode_record(row: &Row<'_>) -> Result<ExecutionRecord, StoreError
 }
 
 /// The record `id`, or `None`.
-pub(super) fn load_record(
-    conn: &Connection,
-    id: &str,
-) -> Result<Option<ExecutionRecord>, StoreError> {
+pub(super) fn load_record(conn: &Connection, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
     let query = format!("SELECT {RECORD_COLUMNS} FROM executions WHERE id = ?1");
-    let mut statement = conn
-        .prepare_cached(&query)
-        .map_err(sql("load an execution"))?;
-    let row = statement
-        .query_row([id], |row| Ok(decode_record(row)))
-        .optional()
-        .map_err(sql("load an execution"))?;
+    let mut statement = conn.prepare_cached(&query).map_err(sql("load an execution"))?;
+    let row = statement.query_row([id], |row| Ok(decode_record(row))).optional().map_err(sql("load an execution"))?;
     row.transpose()
 }
 
@@ -291,11 +249,7 @@ pub(super) fn write_record(conn: &Connection, r: &ExecutionRecord) -> Result<(),
 }
 
 /// Appends `events` to `id`'s history after its last seq; the `seq`s passed in are ignored.
-pub(super) fn append_history(
-    conn: &Connection,
-    id: &str,
-    events: &[HistoryEvent],
-) -> Result<(), StoreError> {
+pub(super) fn append_history(conn: &Connection, id: &str, events: &[HistoryEvent]) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
@@ -310,21 +264,9 @@ pub(super) fn append_history(
         )
         .map_err(sql("append to the history"))?;
     for (seq, e) in (last + 1..).zip(events) {
-        let values = params![
-            id,
-            seq,
-            millis(e.at),
-            e.kind.as_str(),
-            e.point,
-            e.file,
-            e.line,
-            e.attempt,
-            e.detail,
-            e.state
-        ];
-        insert
-            .execute(values)
-            .map_err(sql("append to the history"))?;
+        let values =
+            params![id, seq, millis(e.at), e.kind.as_str(), e.point, e.file, e.line, e.attempt, e.detail, e.state];
+        insert.execute(values).map_err(sql("append to the history"))?;
     }
     Ok(())
 }
@@ -364,8 +306,7 @@ pub(super) fn inbox_slot(conn: &Connection, id: &str) -> Result<(Status, u64), S
     let decoded = statement
         .query_row([id], |row| {
             let r = Reader { row, id };
-            Ok(r.parsed::<Status>(0, "status")
-                .and_then(|s| Ok((s, r.u64(1, "next_inbox_seq")?))))
+            Ok(r.parsed::<Status>(0, "status").and_then(|s| Ok((s, r.u64(1, "next_inbox_seq")?))))
         })
         .optional()
         .map_err(sql("read an execution"))?;

@@ -5,8 +5,7 @@ use rusqlite::Connection;
 
 use super::{SqliteOptions, SqliteStore, Synchronous};
 use crate::store::{
-    Commit, EventKind, HistoryEvent, ListFilter, NewExecution, Snapshot, Status, StepRecord, Store,
-    StoreError,
+    Commit, EventKind, HistoryEvent, ListFilter, NewExecution, Snapshot, Status, StepRecord, Store, StoreError,
 };
 use crate::time::Timestamp;
 
@@ -38,28 +37,16 @@ fn assert_backend(error: &StoreError, needles: &[&str]) {
     assert!(!error.is_retryable(), "{error}");
     let message = error.to_string();
     for needle in needles {
-        assert!(
-            message.contains(needle),
-            "`{message}` should mention `{needle}`"
-        );
+        assert!(message.contains(needle), "`{message}` should mention `{needle}`");
     }
 }
 
 /// A full record, history and inbox, written and then read back.
 async fn populate(store: &SqliteStore) -> Commit {
     create(store, "e-1").await;
-    store
-        .send_event("e-1", "payment", r#"{"amount":3}"#, t(2))
-        .await
-        .unwrap();
-    store
-        .send_event("e-1", "other", "null", t(3))
-        .await
-        .unwrap();
-    let claimed = store
-        .claim_due("w-1", t(4), Duration::from_secs(60), 1)
-        .await
-        .unwrap();
+    store.send_event("e-1", "payment", r#"{"amount":3}"#, t(2)).await.unwrap();
+    store.send_event("e-1", "other", "null", t(3)).await.unwrap();
+    let claimed = store.claim_due("w-1", t(4), Duration::from_secs(60), 1).await.unwrap();
     let mut commit = Commit::on(&claimed[0], t(5));
     commit.lease_owner = Some("w-1".into());
     commit.status = Status::Suspended;
@@ -68,12 +55,7 @@ async fn populate(store: &SqliteStore) -> Commit {
         fingerprint: "fp".into(),
         state: r#"{"payment":{"order":"o-1"}}"#.into(),
     });
-    commit.step = Some(StepRecord {
-        point: "ship".into(),
-        attempt: 3,
-        started: false,
-        retry_at: None,
-    });
+    commit.step = Some(StepRecord { point: "ship".into(), attempt: 3, started: false, retry_at: None });
     commit.wake_at = Some(Timestamp::from_millis(u64::MAX));
     commit.waiting_for = Some("approval".into());
     commit.events = vec![
@@ -99,36 +81,17 @@ async fn reopening_finds_everything() {
     let store = SqliteStore::open(dir.path().join("durable.db")).unwrap();
     let reloaded = store.load("e-1").await.unwrap().unwrap();
     assert_eq!(reloaded, record);
-    assert_eq!(
-        (reloaded.snapshot, reloaded.step),
-        (written.snapshot, written.step)
-    );
-    assert_eq!(
-        reloaded.wake_at,
-        Some(Timestamp::from_millis(i64::MAX as u64)),
-        "clamped"
-    );
-    assert_eq!(
-        reloaded.lease.map(|lease| lease.owner),
-        Some("w-1".to_owned())
-    );
+    assert_eq!((reloaded.snapshot, reloaded.step), (written.snapshot, written.step));
+    assert_eq!(reloaded.wake_at, Some(Timestamp::from_millis(i64::MAX as u64)), "clamped");
+    assert_eq!(reloaded.lease.map(|lease| lease.owner), Some("w-1".to_owned()));
     assert_eq!(store.history("e-1").await.unwrap(), history);
     assert_eq!(history.len(), 3);
     assert_eq!(store.inbox("e-1").await.unwrap(), inbox);
     assert_eq!(inbox.len(), 1);
     assert_eq!(store.list(ListFilter::default()).await.unwrap().len(), 1);
-    let seq = store
-        .send_event("e-1", "payment", "{}", t(9))
-        .await
-        .unwrap();
+    let seq = store.send_event("e-1", "payment", "{}", t(9)).await.unwrap();
     assert_eq!(seq, 3, "inbox seqs continue after a reopen");
-    assert!(
-        store
-            .claim_due("w-2", t(1_000), Duration::from_secs(1), 9)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.claim_due("w-2", t(1_000), Duration::from_secs(1), 9).await.unwrap().is_empty());
 }
 
 fn assert_corrupt<T: std::fmt::Debug>(result: Result<T, StoreError>, id: &str, needle: &str) {
@@ -144,13 +107,7 @@ fn assert_corrupt<T: std::fmt::Debug>(result: Result<T, StoreError>, id: &str, n
 /// A store with four executions damaged behind its back, and a good one.
 async fn corrupted() -> (SqliteStore, tempfile::TempDir) {
     let (store, dir) = fresh();
-    for id in [
-        "bad-status",
-        "bad-time",
-        "bad-snapshot",
-        "bad-history",
-        "good",
-    ] {
+    for id in ["bad-status", "bad-time", "bad-snapshot", "bad-history", "good"] {
         create(&store, id).await;
     }
     let damage = "UPDATE executions SET status = 'bogus' WHERE id = 'bad-status';
@@ -164,23 +121,11 @@ async fn corrupted() -> (SqliteStore, tempfile::TempDir) {
 #[tokio::test]
 async fn corrupt_rows_give_corrupt_errors() {
     let (store, _dir) = corrupted().await;
-    assert_corrupt(
-        store.load("bad-status").await,
-        "bad-status",
-        "unknown status `bogus`",
-    );
+    assert_corrupt(store.load("bad-status").await, "bad-status", "unknown status `bogus`");
     assert_corrupt(store.load("bad-time").await, "bad-time", "wake_at");
     assert_corrupt(store.load("bad-snapshot").await, "bad-snapshot", "snapshot");
-    assert_corrupt(
-        store.history("bad-history").await,
-        "bad-history",
-        "Exploded",
-    );
-    assert_corrupt(
-        store.list(ListFilter::default()).await,
-        "bad-snapshot",
-        "snapshot",
-    );
+    assert_corrupt(store.history("bad-history").await, "bad-history", "Exploded");
+    assert_corrupt(store.list(ListFilter::default()).await, "bad-snapshot", "snapshot");
     let sent = store.send_event("bad-status", "x", "{}", t(2)).await;
     assert_corrupt(sent, "bad-status", "status");
     assert!(store.load("good").await.unwrap().is_some());
@@ -190,23 +135,13 @@ async fn corrupt_rows_give_corrupt_errors() {
 async fn corrupt_rows_do_not_block_the_others() {
     let (store, _dir) = corrupted().await;
     let good = Commit::on(&store.load("good").await.unwrap().unwrap(), t(3));
-    let bad = Commit {
-        id: "bad-time".into(),
-        ..good.clone()
-    };
-    let mut results = store
-        .commit_batch(vec![bad, good])
-        .await
-        .unwrap()
-        .into_iter();
+    let bad = Commit { id: "bad-time".into(), ..good.clone() };
+    let mut results = store.commit_batch(vec![bad, good]).await.unwrap().into_iter();
     assert_corrupt(results.next().unwrap(), "bad-time", "wake_at");
     assert_eq!(results.next().unwrap().unwrap().version, 2);
 
     // Claiming skips what it cannot decode and hands out the rest.
-    let claimed = store
-        .claim_due("w", t(10), Duration::from_secs(60), 10)
-        .await
-        .unwrap();
+    let claimed = store.claim_due("w", t(10), Duration::from_secs(60), 10).await.unwrap();
     let ids: Vec<String> = claimed.into_iter().map(|record| record.id).collect();
     assert_eq!(ids, ["bad-history", "good"]);
 }
@@ -216,15 +151,9 @@ async fn a_missing_directory_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("missing").join("durable.db");
     let error = SqliteStore::open(&path).unwrap_err();
-    assert_backend(
-        &error,
-        &["sqlite", &path.display().to_string(), "does not exist"],
-    );
+    assert_backend(&error, &["sqlite", &path.display().to_string(), "does not exist"]);
     let error = SqliteStore::open_read_only(&path).unwrap_err();
-    assert_backend(
-        &error,
-        &["sqlite", "read-only", "unable to open database file"],
-    );
+    assert_backend(&error, &["sqlite", "read-only", "unable to open database file"]);
 }
 
 #[tokio::test]
@@ -239,25 +168,14 @@ async fn read_only_refuses_writes_and_keeps_data() {
     assert_eq!(reader.load("e-1").await.unwrap().as_ref(), Some(&before));
     assert_eq!(reader.history("e-1").await.unwrap().len(), 3);
     let new = NewExecution::new("e-2", "order", "null", t(9));
-    assert_backend(
-        &reader.create(new).await.unwrap_err(),
-        &["read-only", "create"],
-    );
-    let commit = Commit {
-        status: Status::Cancelled,
-        ..Commit::on(&before, t(9))
-    };
+    assert_backend(&reader.create(new).await.unwrap_err(), &["read-only", "create"]);
+    let commit = Commit { status: Status::Cancelled, ..Commit::on(&before, t(9)) };
     assert_backend(&reader.commit(commit).await.unwrap_err(), &["read-only"]);
-    assert_backend(
-        &reader.send_event("e-1", "a", "1", t(9)).await.unwrap_err(),
-        &["read-only"],
-    );
+    assert_backend(&reader.send_event("e-1", "a", "1", t(9)).await.unwrap_err(), &["read-only"]);
     let claim = reader.claim_due("w", t(9), Duration::from_secs(1), 5).await;
     assert_backend(&claim.unwrap_err(), &["read-only"]);
     // Even a raw write through the read-only connection is refused by SQLite itself.
-    let raw_write = reader
-        .call(|conn| Ok(conn.execute("DELETE FROM history", []).is_err()))
-        .await;
+    let raw_write = reader.call(|conn| Ok(conn.execute("DELETE FROM history", []).is_err())).await;
     assert!(raw_write.unwrap(), "the connection itself is read-only");
     drop(reader);
 
@@ -275,28 +193,15 @@ async fn newer_or_foreign_files_are_refused() {
     raw(&path, "PRAGMA user_version = 7;");
     let error = SqliteStore::open(&path).unwrap_err();
     assert_backend(&error, &["schema version 7", "newer"]);
-    assert_backend(
-        &SqliteStore::open_read_only(&path).unwrap_err(),
-        &["schema version 7"],
-    );
+    assert_backend(&SqliteStore::open_read_only(&path).unwrap_err(), &["schema version 7"]);
 
     let garbage = dir.path().join("garbage.db");
-    std::fs::write(
-        &garbage,
-        b"this is not a database, just some text that is long enough",
-    )
-    .unwrap();
-    assert_backend(
-        &SqliteStore::open(&garbage).unwrap_err(),
-        &["sqlite", "garbage.db"],
-    );
+    std::fs::write(&garbage, b"this is not a database, just some text that is long enough").unwrap();
+    assert_backend(&SqliteStore::open(&garbage).unwrap_err(), &["sqlite", "garbage.db"]);
 
     let empty = dir.path().join("empty.db");
     raw(&empty, "CREATE TABLE unrelated (x INTEGER);");
-    assert_backend(
-        &SqliteStore::open_read_only(&empty).unwrap_err(),
-        &["not a durable store"],
-    );
+    assert_backend(&SqliteStore::open_read_only(&empty).unwrap_err(), &["not a durable store"]);
 }
 
 #[tokio::test]
@@ -305,12 +210,8 @@ async fn options_set_wal_and_synchronous() {
     let pragmas = |store: SqliteStore| async move {
         store
             .call(|conn| {
-                let mode: String = conn
-                    .pragma_query_value(None, "journal_mode", |r| r.get(0))
-                    .unwrap();
-                let sync: i64 = conn
-                    .pragma_query_value(None, "synchronous", |r| r.get(0))
-                    .unwrap();
+                let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+                let sync: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0)).unwrap();
                 Ok((mode, sync))
             })
             .await
@@ -318,10 +219,7 @@ async fn options_set_wal_and_synchronous() {
     };
     let full = SqliteStore::open(dir.path().join("full.db")).unwrap();
     assert_eq!(pragmas(full).await, ("wal".to_owned(), 2));
-    let options = SqliteOptions {
-        synchronous: Synchronous::Normal,
-        ..SqliteOptions::default()
-    };
+    let options = SqliteOptions { synchronous: Synchronous::Normal, ..SqliteOptions::default() };
     let normal = SqliteStore::open_with(dir.path().join("normal.db"), options).unwrap();
     assert_eq!(pragmas(normal).await, ("wal".to_owned(), 1));
 }
@@ -338,10 +236,7 @@ async fn two_connections_never_share_a_claim() {
         tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let got = store
-                    .claim_due(owner, t(5), Duration::from_secs(60), 2)
-                    .await
-                    .unwrap();
+                let got = store.claim_due(owner, t(5), Duration::from_secs(60), 2).await.unwrap();
                 if got.is_empty() {
                     return mine;
                 }
@@ -355,11 +250,7 @@ async fn two_connections_never_share_a_claim() {
     all.sort();
     let claimed = all.len();
     all.dedup();
-    assert_eq!(
-        (claimed, all.len()),
-        (30, 30),
-        "each execution claimed exactly once"
-    );
+    assert_eq!((claimed, all.len()), (30, 30), "each execution claimed exactly once");
 }
 
 #[tokio::test]

@@ -1,0 +1,422 @@
+//! The engine: starts executions, delivers events, cancels, reports; and the [`Worker`] that
+//! runs them.
+//!
+//! ```
+//! use durable_core::prelude::*;
+//! use durable_core::{Delivery, Engine, MemoryStore};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Payment { amount: u64 }
+//!
+//! #[durable]
+//! async fn order(order_id: String) -> Result<String, WorkflowError> {
+//!     let total = step!("price", price(&order_id).await)?;
+//!     let payment: Payment = wait!("payment", event);
+//!     Ok(format!("{order_id}: paid {} of {total}", payment.amount))
+//! }
+//!
+//! async fn price(_order_id: &str) -> Result<u64, std::io::Error> { Ok(30) }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let engine = Engine::builder(MemoryStore::new()).register(order).build()?;
+//! let worker = engine.worker("w-1");
+//! engine.start(order, "o-1", "o-1".to_owned()).await?;
+//! worker.run_until_idle().await?; // runs `price`, then suspends waiting for `payment`
+//!
+//! // A payload of the wrong type is refused to the sender; the execution keeps waiting.
+//! assert!(engine.send_event("o-1", "payment", &"thirty").await.is_err());
+//! let delivery = engine.send_event("o-1", "payment", &Payment { amount: 30 }).await?;
+//! assert_eq!(delivery, Delivery::Delivered);
+//! worker.run_until_idle().await?;
+//! assert_eq!(engine.result(order, "o-1").await?, Ok("o-1: paid 30 of 30".to_owned()));
+//! # Ok::<(), durable_core::EngineError>(())
+//! # }).unwrap();
+//! ```
+//!
+//! The engine is generic over its [`Store`] rather than holding a `dyn Store`: the trait's
+//! methods return `impl Future`, which keeps backends free of boxing but makes the trait not
+//! object safe. Everything else is erased, so a `SqliteStore` engine is compiled once whatever
+//! workflows it runs: workflows are registered as trait objects (input and output as JSON) and
+//! each run talks to them through `&mut dyn Host`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use self::commit::Committer;
+use self::registry::Registry;
+use crate::store::{Commit, EventKind, ExecutionRecord, HistoryEvent, NewExecution, Status, Store, StoreError};
+use crate::time::{SharedClock, SystemClock};
+use crate::workflow::Workflow;
+
+mod commit;
+mod error;
+mod events;
+mod host;
+mod registry;
+mod run;
+mod status;
+mod trace;
+mod worker;
+
+pub use self::error::EngineError;
+pub use self::status::{Delivery, EngineStats, ExecutionStatus, Handle};
+pub use self::worker::Worker;
+
+/// Starts, signals, cancels and reports executions of the workflows registered with it.
+///
+/// Cheap to clone: clones share everything. Build it with [`Engine::builder`]; run executions
+/// with a [`Worker`] from [`Engine::worker`]. See the [module docs](self) for an example.
+pub struct Engine<S: Store> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S: Store> Clone for Engine<S> {
+    fn clone(&self) -> Self {
+        Engine { shared: Arc::clone(&self.shared) }
+    }
+}
+
+/// What every clone of an engine, its workers and its runs share.
+pub(crate) struct Shared<S> {
+    store: Arc<S>,
+    clock: SharedClock,
+    registry: Registry,
+    committer: Committer,
+    lease: Duration,
+    poll_interval: Duration,
+    /// The lease owner of runs started by a sender (an event delivered at once).
+    name: String,
+    /// New work may be due: wakes a waiting worker.
+    work: Notify,
+    /// An execution finished: wakes `result` callers.
+    finished: Notify,
+    /// Executions that cannot run, by id: the version that failed, why, and how often.
+    problems: Mutex<HashMap<String, (u64, String, u32)>>,
+    running: AtomicUsize,
+}
+
+impl<S> Shared<S> {
+    /// Records that `record` cannot run; returns how often its current version failed.
+    fn note_problem(&self, record: &ExecutionRecord, message: &str) -> u32 {
+        let mut problems = self.problems.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = problems.entry(record.id.clone()).or_insert((record.version, String::new(), 0));
+        if entry.0 != record.version {
+            *entry = (record.version, String::new(), 0);
+        }
+        entry.1 = message.to_owned();
+        entry.2 += 1;
+        entry.2
+    }
+
+    fn clear_problem(&self, id: &str) {
+        self.problems.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+    }
+
+    fn problem(&self, record: &ExecutionRecord) -> Option<String> {
+        let problems = self.problems.lock().unwrap_or_else(PoisonError::into_inner);
+        problems.get(&record.id).filter(|p| p.0 == record.version).map(|p| p.1.clone())
+    }
+
+    fn running_guard(&self) -> RunningGuard<'_> {
+        self.running.fetch_add(1, Ordering::Relaxed);
+        RunningGuard(&self.running)
+    }
+}
+
+/// Counts a run in memory while it lives.
+struct RunningGuard<'a>(&'a AtomicUsize);
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Configures an [`Engine`]; made by [`Engine::builder`].
+pub struct EngineBuilder<S: Store> {
+    store: S,
+    clock: SharedClock,
+    registry: Registry,
+    duplicate: Option<&'static str>,
+    lease: Duration,
+    poll_interval: Duration,
+    max_batch: usize,
+}
+
+impl<S: Store> EngineBuilder<S> {
+    /// Reads durable time from `clock` (default: [`SystemClock`]). Tests pass a
+    /// [`ManualClock`](crate::ManualClock) so that timers fire without sleeping.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Registers a workflow under its name (`facts().name`), so this engine can start and run it.
+    pub fn register<W: Workflow>(mut self, workflow: W) -> Self {
+        if let Err(name) = self.registry.add(workflow) {
+            self.duplicate.get_or_insert(name);
+        }
+        self
+    }
+
+    /// How long a worker's claim on an execution lasts without renewal (default 30 s). Running
+    /// executions renew it every third of it; when a worker dies, others take its executions
+    /// over once it expires.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(30));
+        self
+    }
+
+    /// How often an idle worker looks for due work (default 250 ms). Executions this engine
+    /// starts or signals wake a worker of the same engine at once.
+    pub fn poll_interval(mut self, every: Duration) -> Self {
+        self.poll_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The most commits one store transaction holds (default 512).
+    pub fn max_batch(mut self, commits: usize) -> Self {
+        self.max_batch = commits.max(1);
+        self
+    }
+
+    /// Builds the engine. Must run inside a tokio runtime: it spawns the group-commit task.
+    ///
+    /// Fails if two different workflows were registered with one name, or outside a runtime.
+    pub fn build(self) -> Result<Engine<S>, EngineError> {
+        if let Some(name) = self.duplicate {
+            return Err(EngineError::DuplicateWorkflow(name));
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(EngineError::NoRuntime);
+        }
+        let store = Arc::new(self.store);
+        let shared = Shared {
+            committer: Committer::spawn(Arc::clone(&store), self.max_batch),
+            store,
+            clock: self.clock,
+            registry: self.registry,
+            lease: self.lease,
+            poll_interval: self.poll_interval,
+            name: format!("engine-{}-{:08x}", std::process::id(), rand::random::<u32>()),
+            work: Notify::new(),
+            finished: Notify::new(),
+            problems: Mutex::new(HashMap::new()),
+            running: AtomicUsize::new(0),
+        };
+        Ok(Engine { shared: Arc::new(shared) })
+    }
+}
+
+impl<S: Store> Engine<S> {
+    /// A builder for an engine on `store`.
+    pub fn builder(store: S) -> EngineBuilder<S> {
+        EngineBuilder {
+            store,
+            clock: Arc::new(SystemClock),
+            registry: Registry::default(),
+            duplicate: None,
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(250),
+            max_batch: 512,
+        }
+    }
+
+    /// A worker named `name` that runs this engine's workflows. The name must be unique among
+    /// the workers sharing the store (it owns their leases): a host name plus a number, say.
+    pub fn worker(&self, name: impl Into<String>) -> Worker<S> {
+        Worker::new(self.clone(), name.into())
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.shared.store
+    }
+
+    /// The names of the registered workflows, sorted.
+    pub fn workflows(&self) -> Vec<&'static str> {
+        self.shared.registry.names()
+    }
+
+    /// Counters: group commits so far and runs in memory now.
+    pub fn stats(&self) -> EngineStats {
+        let commits = self.shared.committer.stats();
+        EngineStats {
+            batches: commits.batches,
+            commits: commits.commits,
+            largest_batch: commits.largest_batch,
+            running: self.shared.running.load(Ordering::Relaxed),
+        }
+    }
+
+    async fn load(&self, id: &str) -> Result<ExecutionRecord, EngineError> {
+        self.shared.store.load(id).await?.ok_or_else(|| EngineError::UnknownExecution(id.to_owned()))
+    }
+
+    /// Starts execution `id` of `workflow` with `input`, idempotently: if execution `id`
+    /// exists, nothing changes and its handle is returned ([`Handle::is_new`] is `false`),
+    /// whatever its input. Workers run it from there.
+    ///
+    /// Fails if `workflow` is not registered, or `id` belongs to another workflow.
+    pub async fn start<W: Workflow>(
+        &self,
+        workflow: W,
+        id: impl Into<String>,
+        input: W::Input,
+    ) -> Result<Handle, EngineError> {
+        let name = workflow.facts().name;
+        self.registered(name)?;
+        let input = serde_json::to_string(&input)
+            .map_err(|error| EngineError::InvalidInput { workflow: name.to_owned(), message: error.to_string() })?;
+        self.start_raw(name, id.into(), input).await
+    }
+
+    /// Starts execution `id` of the workflow called `workflow` with `input` as JSON (for tools
+    /// such as the command line); see [`Engine::start`]. The input must decode to the
+    /// workflow's parameters (one value, a tuple of several as an array, or `null` for none).
+    pub async fn start_json(&self, workflow: &str, id: impl Into<String>, input: &str) -> Result<Handle, EngineError> {
+        let erased = self.registered(workflow)?;
+        let name = erased.facts().name;
+        if let Err(error) = erased.check_input(input) {
+            return Err(EngineError::InvalidInput { workflow: name.to_owned(), message: error.to_string() });
+        }
+        self.start_raw(name, id.into(), input.to_owned()).await
+    }
+
+    fn registered(&self, name: &str) -> Result<&Arc<dyn registry::ErasedWorkflow>, EngineError> {
+        self.shared
+            .registry
+            .get(name)
+            .ok_or_else(|| EngineError::UnknownWorkflow { name: name.to_owned(), known: self.shared.registry.names() })
+    }
+
+    async fn start_raw(&self, name: &'static str, id: String, input: String) -> Result<Handle, EngineError> {
+        let new = NewExecution::new(id.clone(), name, input, self.shared.clock.now());
+        let created = self.shared.store.create(new).await?;
+        let is_new = created.is_new();
+        let record = created.into_record();
+        if record.workflow != name {
+            return Err(EngineError::WorkflowMismatch { id, existing: record.workflow, requested: name.to_owned() });
+        }
+        if is_new {
+            let span = tracing::info_span!("execution", workflow = name, execution_id = %id);
+            span.in_scope(|| tracing::info!("{name} {id} started"));
+            self.shared.work.notify_one();
+        }
+        Ok(Handle::new(record.id, record.workflow, is_new))
+    }
+
+    /// Where execution `id` is: its status, last checkpoint, what it waits for, and a problem
+    /// this engine met running it (a corrupt or incompatible state), if any.
+    pub async fn status(&self, id: &str) -> Result<ExecutionStatus, EngineError> {
+        let record = self.load(id).await?;
+        let problem = self.shared.problem(&record);
+        Ok(ExecutionStatus::new(record, problem))
+    }
+
+    /// Execution `id`'s history, oldest first.
+    pub async fn history(&self, id: &str) -> Result<Vec<HistoryEvent>, EngineError> {
+        Ok(self.shared.store.history(id).await?)
+    }
+
+    /// Waits until execution `id` of `workflow` finishes and returns what its function
+    /// returned. Wakes when a run of this engine finishes it, and checks the store every poll
+    /// interval for executions finished elsewhere.
+    ///
+    /// Fails if the execution is unknown, belongs to another workflow, or was cancelled.
+    pub async fn result<W: Workflow>(&self, workflow: W, id: &str) -> Result<Result<W::Output, W::Error>, EngineError> {
+        let name = workflow.facts().name;
+        loop {
+            let finished = self.shared.finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            let record = self.load(id).await?;
+            if record.workflow != name {
+                let (existing, requested) = (record.workflow, name.to_owned());
+                return Err(EngineError::WorkflowMismatch { id: id.to_owned(), existing, requested });
+            }
+            match record.status {
+                Status::Succeeded | Status::Failed => {
+                    let output = record.output.unwrap_or_default();
+                    return serde_json::from_str(&output).map_err(|error| EngineError::BadOutput {
+                        id: id.to_owned(),
+                        workflow: name,
+                        message: error.to_string(),
+                    });
+                }
+                Status::Cancelled => return Err(EngineError::Cancelled(id.to_owned())),
+                Status::Running | Status::Suspended => {}
+            }
+            tokio::select! {
+                () = &mut finished => {}
+                () = tokio::time::sleep(self.shared.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Cancels execution `id`: it becomes [`Status::Cancelled`] for good. A worker running it
+    /// stops at its next commit (its step in progress, if any, finishes first).
+    ///
+    /// Fails if the execution is unknown or has already finished.
+    pub async fn cancel(&self, id: &str) -> Result<(), EngineError> {
+        loop {
+            let record = self.load(id).await?;
+            if record.status.is_terminal() {
+                return Err(EngineError::Finished { id: id.to_owned(), status: record.status });
+            }
+            let now = self.shared.clock.now();
+            let mut commit = Commit::on(&record, now);
+            commit.status = Status::Cancelled;
+            (commit.wake_at, commit.waiting_for, commit.step) = (None, None, None);
+            commit.release_lease = true;
+            commit.events.push(HistoryEvent::new(now, EventKind::ExecutionCancelled));
+            match self.shared.store.commit(commit).await {
+                Ok(record) => {
+                    let span = tracing::info_span!("execution", workflow = %record.workflow, execution_id = %id);
+                    span.in_scope(|| tracing::info!("{} {id} cancelled", record.workflow));
+                    self.shared.finished.notify_waiters();
+                    return Ok(());
+                }
+                // A worker committed in between: look again.
+                Err(StoreError::Conflict { .. } | StoreError::Terminal(_)) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Sends event `name` with `payload` to execution `id`; see [`Engine::send_event_json`].
+    pub async fn send_event(
+        &self,
+        id: &str,
+        name: &str,
+        payload: &(impl Serialize + ?Sized),
+    ) -> Result<Delivery, EngineError> {
+        let payload = serde_json::to_string(payload).map_err(|error| EngineError::MalformedPayload {
+            id: id.to_owned(),
+            event: name.to_owned(),
+            message: error.to_string(),
+        })?;
+        events::send(self, id, name, &payload).await
+    }
+
+    /// Sends event `name` with `payload` (JSON) to execution `id`.
+    ///
+    /// If the execution is suspended waiting for exactly this event and its workflow is
+    /// registered here, the event is delivered at once: the payload is decoded to the type the
+    /// workflow expects, and a payload that does not decode is refused with
+    /// [`EngineError::EventRejected`] while nothing is stored. Otherwise (the workflow has not
+    /// reached its `wait!` yet, or a worker is running it) the event is kept in the execution's
+    /// inbox and consumed when the workflow waits for it; a payload that does not decode then is
+    /// recorded as `EventRejected` in the history and the workflow keeps waiting.
+    ///
+    /// Fails if `payload` is not JSON, or the execution is unknown or has finished.
+    pub async fn send_event_json(&self, id: &str, name: &str, payload: &str) -> Result<Delivery, EngineError> {
+        events::send(self, id, name, payload).await
+    }
+}

@@ -1,0 +1,162 @@
+//! One run of one claimed execution: from its stored record to its next suspension, its end,
+//! or a stop.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use tracing::Instrument;
+
+use super::Shared;
+use super::host::{Env, Report, RunHost, Staged};
+use super::registry::{ErasedWorkflow, RawEntry, RawExit};
+use super::trace::human;
+use crate::host::Ctx;
+use crate::store::{ExecutionRecord, Status, Store, StoreError};
+use crate::workflow::Snapshot;
+
+/// How long a worker leaves an execution it cannot run before trying it again; doubled at each
+/// failure of the same version, up to [`PARK_MAX`].
+const PARK_BASE: Duration = Duration::from_secs(60);
+const PARK_MAX: Duration = Duration::from_secs(3_600);
+
+/// How a run ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// The execution finished with this status.
+    Finished(Status),
+    /// It waits, persisted, with no lease.
+    Suspended,
+    /// The run stopped early (a failed commit, a lost lease, a shutdown, a delivered event).
+    Stopped,
+    /// It cannot run here; it was left untouched under this worker's lease for a while.
+    Parked,
+}
+
+/// Runs the claimed `record` as lease owner `owner`, with `staged` handed in by a sender.
+pub(crate) async fn run_claimed<S: Store>(
+    shared: Arc<Shared<S>>,
+    owner: String,
+    record: ExecutionRecord,
+    staged: Option<Staged>,
+    stop: Arc<AtomicBool>,
+) -> (Ended, Report) {
+    let span = tracing::info_span!("execution", workflow = %record.workflow, execution_id = %record.id);
+    async move {
+        let Some(workflow) = shared.registry.get(&record.workflow).cloned() else {
+            let message = format!("workflow `{}` is not registered with this worker", record.workflow);
+            park(&shared, &owner, &record, message).await;
+            return (Ended::Parked, Report::default());
+        };
+        let _running = shared.running_guard();
+        let env = Env {
+            store: Arc::clone(&shared.store),
+            committer: shared.committer.clone(),
+            clock: Arc::clone(&shared.clock),
+            owner: owner.clone(),
+            stop,
+        };
+        let mut host = RunHost::new(env, workflow.facts(), record, staged);
+        if let Err(error) = host.prepare().await {
+            tracing::warn!(%error, "cannot load the inbox of {}; leaving it for later", host.record().id);
+            host.release().await;
+            return (Ended::Stopped, std::mem::take(&mut host.report));
+        }
+        let ended = match drive(&shared, &*workflow, &mut host, &owner).await {
+            None => Ended::Stopped,
+            Some(exit) => settle(&shared, &owner, &mut host, exit).await,
+        };
+        if matches!(ended, Ended::Finished(_) | Ended::Suspended) {
+            shared.clear_problem(&host.record().id);
+        }
+        if matches!(ended, Ended::Finished(_)) {
+            shared.finished.notify_waiters();
+        }
+        (ended, std::mem::take(&mut host.report))
+    }
+    .instrument(span)
+    .await
+}
+
+/// Commits what the run's exit means.
+async fn settle<S: Store>(shared: &Shared<S>, owner: &str, host: &mut RunHost<S>, exit: RawExit) -> Ended {
+    match exit {
+        RawExit::Done { output, error } => match host.complete(output, error).await {
+            Some(status) => Ended::Finished(status),
+            None => {
+                host.release().await;
+                Ended::Stopped
+            }
+        },
+        RawExit::Suspended if host.suspend().await => Ended::Suspended,
+        RawExit::Suspended => {
+            host.release().await;
+            Ended::Stopped
+        }
+        RawExit::Interrupted => {
+            if !host.report.released {
+                host.release().await;
+            }
+            Ended::Stopped
+        }
+        RawExit::BadState(error) => {
+            park(shared, owner, host.record(), error.to_string()).await;
+            Ended::Parked
+        }
+    }
+}
+
+/// Runs the workflow, renewing the lease while it runs. `None` if the lease was lost: the run
+/// was dropped where it stood, as a crash would, since another worker may run it now.
+async fn drive<S: Store>(
+    shared: &Shared<S>,
+    workflow: &dyn ErasedWorkflow,
+    host: &mut RunHost<S>,
+    owner: &str,
+) -> Option<RawExit> {
+    let record = host.record();
+    let (id, input, snapshot) = (record.id.clone(), record.input.clone(), record.snapshot.clone());
+    let ctx = Ctx::new(id.clone(), workflow.facts().name, Arc::clone(&shared.clock));
+    let entry = match &snapshot {
+        None => RawEntry::Start(&input),
+        Some(s) => RawEntry::Resume(Snapshot { fingerprint: &s.fingerprint, state: &s.state }),
+    };
+    let mut run = workflow.run(&ctx, host, entry);
+    let every = (shared.lease / 3).max(Duration::from_millis(10));
+    let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            exit = &mut run => return Some(exit),
+            _ = renew.tick() => {
+                let until = shared.clock.now().saturating_add(shared.lease);
+                match shared.store.renew_lease(&id, owner, until).await {
+                    Ok(()) => {}
+                    Err(error @ (StoreError::LeaseLost { .. } | StoreError::NotFound(_))) => {
+                        tracing::error!(%error, "{id}: lost its lease while running; stopping at once");
+                        return None;
+                    }
+                    Err(error) => tracing::warn!(%error, "{id}: cannot renew its lease; will try again"),
+                }
+            }
+        }
+    }
+}
+
+/// Leaves an execution that cannot run here untouched: reports why, and keeps it leased to
+/// `owner` for a while (doubling at each failure) so that no worker spins on it, while another
+/// build or a fixed record gets its turn when the lease ends.
+pub(crate) async fn park<S: Store>(shared: &Shared<S>, owner: &str, record: &ExecutionRecord, message: String) {
+    let strikes = shared.note_problem(record, &message);
+    let factor = 2u32.saturating_pow(strikes.saturating_sub(1).min(16));
+    let pause = PARK_BASE.saturating_mul(factor).min(PARK_MAX);
+    tracing::error!(
+        "{} {} cannot run and was left untouched: {message}; trying it again in {}",
+        record.workflow,
+        record.id,
+        human(pause)
+    );
+    let until = shared.clock.now().saturating_add(pause);
+    if let Err(error) = shared.store.renew_lease(&record.id, owner, until).await {
+        tracing::warn!(%error, "could not hold {} aside", record.id);
+    }
+}

@@ -1,0 +1,126 @@
+//! Events: delivered at once or through the inbox, refused when they do not decode, timed out.
+
+use durable_core::store::{EventKind, Status, Store};
+use durable_core::{Clock, Delivery, EngineError};
+use serde_json::json;
+
+use crate::support::{HOUR, Payment, both, clock, engine, pay, pay_or_timeout};
+
+both!(
+    a_waiting_execution_gets_its_event_at_once,
+    a_wrong_payload_is_refused_and_nothing_changes,
+    an_early_event_is_kept_until_the_wait,
+    a_malformed_inbox_event_is_rejected_and_the_wait_goes_on,
+    an_event_wait_times_out,
+);
+
+async fn a_waiting_execution_gets_its_event_at_once<S: Store>(store: S, tag: &str) {
+    let clock = clock();
+    let engine = engine(store, &clock);
+    engine.start(pay, "p-1", tag.to_owned()).await.unwrap();
+    engine.worker("w-1").run_until_idle().await.unwrap();
+    let status = engine.status("p-1").await.unwrap();
+    assert_eq!((status.status, status.waiting_for.as_deref()), (Status::Suspended, Some("payment")));
+
+    let delivery = engine.send_event("p-1", "payment", &Payment { amount: 30 }).await.unwrap();
+    assert_eq!(delivery, Delivery::Delivered);
+    let record = engine.store().load("p-1").await.unwrap().unwrap();
+    assert_eq!((record.status, record.lease, record.waiting_for), (Status::Running, None, None));
+    assert!(engine.store().inbox("p-1").await.unwrap().is_empty(), "never went through the inbox");
+    assert_eq!(engine.worker("w-1").run_until_idle().await.unwrap(), 1);
+    assert_eq!(engine.result(pay, "p-1").await.unwrap(), Ok(format!("{tag}: paid 30 of 30")));
+    let history = engine.history("p-1").await.unwrap();
+    let received = history.iter().find(|e| e.kind == EventKind::EventReceived).unwrap();
+    assert_eq!(received.point.as_deref(), Some("payment"));
+    assert!(received.state.as_deref().unwrap().contains("30"), "the checkpoint stores the payload");
+}
+
+async fn a_wrong_payload_is_refused_and_nothing_changes<S: Store>(store: S, tag: &str) {
+    let clock = clock();
+    let engine = engine(store, &clock);
+    engine.start(pay, "p-1", tag.to_owned()).await.unwrap();
+    engine.worker("w-1").run_until_idle().await.unwrap();
+    let before = engine.store().load("p-1").await.unwrap().unwrap();
+    let history = engine.history("p-1").await.unwrap();
+
+    let error = engine.send_event("p-1", "payment", &"thirty euros").await.unwrap_err();
+    assert!(matches!(&error, EngineError::EventRejected { event, .. } if event == "payment"), "{error}");
+    let message = error.to_string();
+    assert!(message.contains("does not match the type the workflow expects"), "{message}");
+    assert!(message.contains("invalid type: string \"thirty euros\""), "the decoder's words: {message}");
+    let wrong_field = engine.send_event("p-1", "payment", &json!({"amount": "30"})).await.unwrap_err();
+    assert!(matches!(wrong_field, EngineError::EventRejected { .. }), "{wrong_field}");
+    let malformed = engine.send_event_json("p-1", "payment", "{\"amount\": 30").await.unwrap_err();
+    assert!(matches!(malformed, EngineError::MalformedPayload { .. }), "{malformed}");
+    assert!(malformed.to_string().contains("is not valid JSON"), "{malformed}");
+
+    assert_eq!(engine.store().load("p-1").await.unwrap().unwrap(), before, "the stored record is unchanged");
+    assert_eq!(engine.history("p-1").await.unwrap(), history);
+    assert!(engine.store().inbox("p-1").await.unwrap().is_empty());
+    assert_eq!(engine.send_event("p-1", "payment", &json!({"amount": 7})).await.unwrap(), Delivery::Delivered);
+    engine.worker("w-1").run_until_idle().await.unwrap();
+    assert_eq!(engine.result(pay, "p-1").await.unwrap(), Ok(format!("{tag}: paid 7 of 30")));
+}
+
+async fn an_early_event_is_kept_until_the_wait<S: Store>(store: S, tag: &str) {
+    let clock = clock();
+    let engine = engine(store, &clock);
+    engine.start(pay, "p-1", tag.to_owned()).await.unwrap();
+    let delivery = engine.send_event("p-1", "payment", &Payment { amount: 12 }).await.unwrap();
+    assert_eq!(delivery, Delivery::Queued);
+    let other = engine.send_event("p-1", "refund", &Payment { amount: 1 }).await.unwrap();
+    assert_eq!(other, Delivery::Queued, "an event nobody waits for yet is kept too");
+    assert_eq!(engine.store().inbox("p-1").await.unwrap().len(), 2);
+
+    assert_eq!(engine.worker("w-1").run_until_idle().await.unwrap(), 1, "one run: price, payment, done");
+    assert_eq!(engine.result(pay, "p-1").await.unwrap(), Ok(format!("{tag}: paid 12 of 30")));
+    let inbox = engine.store().inbox("p-1").await.unwrap();
+    assert_eq!(inbox.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["refund"], "consumed exactly once");
+}
+
+async fn a_malformed_inbox_event_is_rejected_and_the_wait_goes_on<S: Store>(store: S, tag: &str) {
+    let clock = clock();
+    let engine = engine(store, &clock);
+    engine.start(pay, "p-1", tag.to_owned()).await.unwrap();
+    assert_eq!(engine.send_event("p-1", "payment", &"thirty").await.unwrap(), Delivery::Queued);
+    engine.worker("w-1").run_until_idle().await.unwrap();
+
+    let status = engine.status("p-1").await.unwrap();
+    assert_eq!((status.status, status.waiting_for.as_deref()), (Status::Suspended, Some("payment")));
+    assert!(engine.store().inbox("p-1").await.unwrap().is_empty(), "the rejected event was consumed");
+    let history = engine.history("p-1").await.unwrap();
+    let rejected = history.iter().find(|e| e.kind == EventKind::EventRejected).unwrap();
+    assert!(rejected.detail.as_deref().unwrap().contains("invalid type: string \"thirty\""), "{rejected:?}");
+
+    assert_eq!(engine.send_event("p-1", "payment", &Payment { amount: 5 }).await.unwrap(), Delivery::Delivered);
+    engine.worker("w-1").run_until_idle().await.unwrap();
+    assert_eq!(engine.result(pay, "p-1").await.unwrap(), Ok(format!("{tag}: paid 5 of 30")));
+}
+
+async fn an_event_wait_times_out<S: Store>(store: S, tag: &str) {
+    let clock = clock();
+    let engine = engine(store, &clock);
+    engine.start(pay_or_timeout, "t-1", tag.to_owned()).await.unwrap();
+    engine.worker("w-1").run_until_idle().await.unwrap();
+    let status = engine.status("t-1").await.unwrap();
+    assert_eq!(status.wake_at, Some(clock.now().saturating_add(HOUR)));
+    assert_eq!(status.waiting_for.as_deref(), Some("payment"));
+
+    clock.advance(HOUR);
+    assert_eq!(engine.worker("w-1").run_until_idle().await.unwrap(), 1);
+    let expected = format!("{tag}: no event `payment` arrived before the timeout");
+    assert_eq!(engine.result(pay_or_timeout, "t-1").await.unwrap(), Ok(expected));
+    let history = engine.history("t-1").await.unwrap();
+    assert!(history.iter().any(|e| e.kind == EventKind::EventTimedOut));
+    let late = engine.send_event("t-1", "payment", &Payment { amount: 1 }).await.unwrap_err();
+    assert!(matches!(late, EngineError::Finished { status: Status::Succeeded, .. }), "{late}");
+}
+
+#[tokio::test]
+async fn events_for_unknown_executions_are_refused() {
+    let clock = clock();
+    let engine = engine(durable_core::MemoryStore::new(), &clock);
+    let error = engine.send_event("nope", "payment", &Payment { amount: 1 }).await.unwrap_err();
+    assert!(matches!(&error, EngineError::UnknownExecution(id) if id == "nope"));
+    assert_eq!(error.to_string(), "there is no execution `nope`");
+}
