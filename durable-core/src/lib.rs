@@ -50,6 +50,8 @@ pub use crate::engine::{Delivery, Engine, EngineError, ExecutionStatus, Handle, 
 pub use crate::error::{Timeout, WorkflowError};
 pub use crate::host::{BoxFuture, Ctx, EventPoll, Gate, Host, Pause};
 pub use crate::step::{Retry, Semantics, StepError, StepPolicy};
+#[cfg(feature = "postgres")]
+pub use crate::store::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use crate::store::SqliteStore;
 pub use crate::store::{MemoryStore, Store, StoreError};

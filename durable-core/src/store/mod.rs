@@ -37,6 +37,8 @@ use crate::time::Timestamp;
 
 mod error;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod record;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -46,6 +48,8 @@ pub mod conformance;
 
 pub use self::error::{ParseNameError, StoreError};
 pub use self::memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PostgresOptions, PostgresStore, WorkListener};
 pub use self::record::{
     Commit, Created, EventKind, ExecutionId, ExecutionRecord, HistoryEvent, InboxEvent, Lease, ListFilter,
     NewExecution, Snapshot, Status, StepRecord,

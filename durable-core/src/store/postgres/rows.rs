@@ -1,0 +1,312 @@
+//! How rows become records and records become statement parameters.
+//!
+//! Decoding never panics: a value of the wrong type, a negative timestamp, an unknown status or
+//! a half-written snapshot gives [`StoreError::Corrupt`] naming the execution and the column.
+//! Writing many rows at once goes through column arrays (`UNNEST($1::text[], ...)`), so a batch
+//! of commits costs a fixed number of statements whatever its size.
+
+use tokio_postgres::Row;
+use tokio_postgres::types::{FromSql, ToSql};
+
+use super::describe;
+use crate::store::{
+    EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Lease, Snapshot, Status, StepRecord, StoreError,
+};
+use crate::time::Timestamp;
+
+/// A timestamp as stored: `u64` milliseconds clamped to `i64::MAX` (the year 292 million),
+/// which only "never" timestamps such as `Timestamp::from_millis(u64::MAX)` reach.
+pub(super) fn millis(at: Timestamp) -> i64 {
+    int(at.as_millis())
+}
+
+/// A count or sequence number as stored (`BIGINT`), clamped to `i64::MAX`.
+pub(super) fn int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Reads the columns of one row, turning every surprise into [`StoreError::Corrupt`].
+struct Reader<'r> {
+    row: &'r Row,
+    id: &'r str,
+}
+
+impl<'r> Reader<'r> {
+    fn get<T: FromSql<'r>>(&self, index: usize, column: &str) -> Result<T, StoreError> {
+        let row: &'r Row = self.row;
+        row.try_get(index).map_err(|e| StoreError::corrupt(self.id, format!("column `{column}`: {}", describe(&e))))
+    }
+
+    fn text(&self, index: usize, column: &str) -> Result<String, StoreError> {
+        let text: Option<String> = self.get(index, column)?;
+        text.ok_or_else(|| StoreError::corrupt(self.id, format!("`{column}` is missing")))
+    }
+
+    fn opt_u64(&self, index: usize, column: &str) -> Result<Option<u64>, StoreError> {
+        match self.get::<Option<i64>>(index, column)? {
+            None => Ok(None),
+            Some(n) => u64::try_from(n)
+                .map(Some)
+                .map_err(|_| StoreError::corrupt(self.id, format!("`{column}` is negative ({n})"))),
+        }
+    }
+
+    fn u64(&self, index: usize, column: &str) -> Result<u64, StoreError> {
+        self.opt_u64(index, column)?.ok_or_else(|| StoreError::corrupt(self.id, format!("`{column}` is missing")))
+    }
+
+    fn opt_u32(&self, index: usize, column: &str) -> Result<Option<u32>, StoreError> {
+        match self.opt_u64(index, column)? {
+            None => Ok(None),
+            Some(n) => u32::try_from(n)
+                .map(Some)
+                .map_err(|_| StoreError::corrupt(self.id, format!("`{column}` is out of range ({n})"))),
+        }
+    }
+
+    fn opt_time(&self, index: usize, column: &str) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.opt_u64(index, column)?.map(Timestamp::from_millis))
+    }
+
+    fn time(&self, index: usize, column: &str) -> Result<Timestamp, StoreError> {
+        self.u64(index, column).map(Timestamp::from_millis)
+    }
+
+    fn parsed<T: std::str::FromStr<Err: std::fmt::Display>>(
+        &self,
+        index: usize,
+        column: &str,
+    ) -> Result<T, StoreError> {
+        let text = self.text(index, column)?;
+        text.parse().map_err(|e| StoreError::corrupt(self.id, format!("`{column}`: {e}")))
+    }
+}
+
+/// The id in column 0 of a record row, or a corrupt error about an unknown execution.
+fn record_id(row: &Row) -> Result<String, StoreError> {
+    Reader { row, id: "?" }.text(0, "id")
+}
+
+/// Decodes a row of [`RECORD_COLUMNS`](super::schema::RECORD_COLUMNS).
+pub(super) fn decode_record(row: &Row) -> Result<ExecutionRecord, StoreError> {
+    let id = record_id(row)?;
+    let r = Reader { row, id: &id };
+    let snapshot = match (
+        r.get::<Option<String>>(4, "snapshot_point")?,
+        r.get::<Option<String>>(5, "snapshot_fingerprint")?,
+        r.get::<Option<String>>(6, "snapshot_state")?,
+    ) {
+        (None, None, None) => None,
+        (Some(point), Some(fingerprint), Some(state)) => Some(Snapshot { point, fingerprint, state }),
+        _ => return Err(StoreError::corrupt(&id, "the snapshot is partly missing")),
+    };
+    let step =
+        match (r.get::<Option<String>>(9, "step_point")?, r.opt_u32(10, "step_attempt")?, r.get(11, "step_started")?) {
+            (None, None, None) => None,
+            (Some(point), Some(attempt), Some(started)) => {
+                Some(StepRecord { point, attempt, started, retry_at: r.opt_time(12, "step_retry_at")? })
+            }
+            _ => return Err(StoreError::corrupt(&id, "the step record is partly missing")),
+        };
+    let lease = match (r.get::<Option<String>>(15, "lease_owner")?, r.opt_time(16, "lease_until")?) {
+        (None, None) => None,
+        (Some(owner), Some(until)) => Some(Lease { owner, until }),
+        _ => return Err(StoreError::corrupt(&id, "the lease is partly missing")),
+    };
+    Ok(ExecutionRecord {
+        workflow: r.text(1, "workflow")?,
+        status: r.parsed(2, "status")?,
+        input: r.text(3, "input")?,
+        snapshot,
+        output: r.get(7, "output")?,
+        wake_at: r.opt_time(8, "wake_at")?,
+        step,
+        waiting_for: r.get(13, "waiting_for")?,
+        version: r.u64(14, "version")?,
+        lease,
+        created_at: r.time(17, "created_at")?,
+        updated_at: r.time(18, "updated_at")?,
+        id,
+    })
+}
+
+/// A record locked for a batch of commits, with the last seq of its history.
+#[derive(Debug)]
+pub(super) struct Locked {
+    pub(super) record: ExecutionRecord,
+    pub(super) last_history_seq: u64,
+    /// Whether a commit of the batch changed it (and so it must be written back).
+    pub(super) changed: bool,
+}
+
+/// Decodes a row of [`RECORD_COLUMNS`](super::schema::RECORD_COLUMNS) and `last_history_seq`:
+/// the id (if it can be read at all) and the locked record, or why it cannot be decoded.
+pub(super) fn decode_locked(row: &Row) -> Option<(String, Result<Locked, StoreError>)> {
+    let id = record_id(row).ok()?;
+    let locked = decode_record(row).and_then(|record| {
+        let last_history_seq = Reader { row, id: &id }.u64(19, "last_history_seq")?;
+        Ok(Locked { record, last_history_seq, changed: false })
+    });
+    Some((id, locked))
+}
+
+/// Decodes a history row (`seq, at, kind, point, file, line, attempt, detail, state`).
+pub(super) fn decode_history(id: &str, row: &Row) -> Result<HistoryEvent, StoreError> {
+    let r = Reader { row, id };
+    Ok(HistoryEvent {
+        seq: r.u64(0, "history.seq")?,
+        at: r.time(1, "history.at")?,
+        kind: r.parsed::<EventKind>(2, "history.kind")?,
+        point: r.get(3, "history.point")?,
+        file: r.get(4, "history.file")?,
+        line: r.opt_u32(5, "history.line")?,
+        attempt: r.opt_u32(6, "history.attempt")?,
+        detail: r.get(7, "history.detail")?,
+        state: r.get(8, "history.state")?,
+    })
+}
+
+/// Decodes an inbox row (`seq, name, payload, at`).
+pub(super) fn decode_inbox(id: &str, row: &Row) -> Result<InboxEvent, StoreError> {
+    let r = Reader { row, id };
+    Ok(InboxEvent {
+        seq: r.u64(0, "inbox.seq")?,
+        name: r.text(1, "inbox.name")?,
+        payload: r.text(2, "inbox.payload")?,
+        at: r.time(3, "inbox.at")?,
+    })
+}
+
+/// Decodes the stored status of execution `id` (column 0).
+pub(super) fn decode_status(id: &str, row: &Row) -> Result<Status, StoreError> {
+    Reader { row, id }.parsed(0, "status")
+}
+
+/// Decodes what `Queries::next_inbox_seq` returns: the seq the new event takes, and the
+/// execution's status and awaited event.
+pub(super) fn decode_inbox_slot(id: &str, row: &Row) -> Result<(u64, Status, Option<String>), StoreError> {
+    let r = Reader { row, id };
+    Ok((r.u64(0, "next_inbox_seq")?, r.parsed(1, "status")?, r.get(2, "waiting_for")?))
+}
+
+/// Column arrays of executions to write back, for [`Queries::update_many`](super::schema::Queries).
+#[derive(Default)]
+pub(super) struct RecordRows<'a> {
+    id: Vec<&'a str>,
+    status: Vec<&'static str>,
+    snapshot_point: Vec<Option<&'a str>>,
+    snapshot_fingerprint: Vec<Option<&'a str>>,
+    snapshot_state: Vec<Option<&'a str>>,
+    output: Vec<Option<&'a str>>,
+    wake_at: Vec<Option<i64>>,
+    step_point: Vec<Option<&'a str>>,
+    step_attempt: Vec<Option<i64>>,
+    step_started: Vec<Option<bool>>,
+    step_retry_at: Vec<Option<i64>>,
+    waiting_for: Vec<Option<&'a str>>,
+    version: Vec<i64>,
+    lease_owner: Vec<Option<&'a str>>,
+    lease_until: Vec<Option<i64>>,
+    updated_at: Vec<i64>,
+    last_history_seq: Vec<i64>,
+}
+
+impl<'a> RecordRows<'a> {
+    pub(super) fn push(&mut self, locked: &'a Locked) {
+        let r = &locked.record;
+        let (snapshot, step, lease) = (r.snapshot.as_ref(), r.step.as_ref(), r.lease.as_ref());
+        self.id.push(&r.id);
+        self.status.push(r.status.as_str());
+        self.snapshot_point.push(snapshot.map(|s| s.point.as_str()));
+        self.snapshot_fingerprint.push(snapshot.map(|s| s.fingerprint.as_str()));
+        self.snapshot_state.push(snapshot.map(|s| s.state.as_str()));
+        self.output.push(r.output.as_deref());
+        self.wake_at.push(r.wake_at.map(millis));
+        self.step_point.push(step.map(|s| s.point.as_str()));
+        self.step_attempt.push(step.map(|s| i64::from(s.attempt)));
+        self.step_started.push(step.map(|s| s.started));
+        self.step_retry_at.push(step.and_then(|s| s.retry_at).map(millis));
+        self.waiting_for.push(r.waiting_for.as_deref());
+        self.version.push(int(r.version));
+        self.lease_owner.push(lease.map(|l| l.owner.as_str()));
+        self.lease_until.push(lease.map(|l| millis(l.until)));
+        self.updated_at.push(millis(r.updated_at));
+        self.last_history_seq.push(int(locked.last_history_seq));
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.id.len()
+    }
+
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 17] {
+        [
+            &self.id,
+            &self.status,
+            &self.snapshot_point,
+            &self.snapshot_fingerprint,
+            &self.snapshot_state,
+            &self.output,
+            &self.wake_at,
+            &self.step_point,
+            &self.step_attempt,
+            &self.step_started,
+            &self.step_retry_at,
+            &self.waiting_for,
+            &self.version,
+            &self.lease_owner,
+            &self.lease_until,
+            &self.updated_at,
+            &self.last_history_seq,
+        ]
+    }
+}
+
+/// Column arrays of history events to append, for `Queries::append_history`.
+#[derive(Default)]
+pub(super) struct HistoryRows<'a> {
+    id: Vec<&'a str>,
+    seq: Vec<i64>,
+    at: Vec<i64>,
+    kind: Vec<&'static str>,
+    point: Vec<Option<&'a str>>,
+    file: Vec<Option<&'a str>>,
+    line: Vec<Option<i64>>,
+    attempt: Vec<Option<i64>>,
+    detail: Vec<Option<&'a str>>,
+    state: Vec<Option<&'a str>>,
+}
+
+impl<'a> HistoryRows<'a> {
+    /// Adds `event` as entry `seq` of execution `id`'s history (the event's own `seq` is ignored).
+    pub(super) fn push(&mut self, id: &'a str, seq: u64, event: &'a HistoryEvent) {
+        self.id.push(id);
+        self.seq.push(int(seq));
+        self.at.push(millis(event.at));
+        self.kind.push(event.kind.as_str());
+        self.point.push(event.point.as_deref());
+        self.file.push(event.file.as_deref());
+        self.line.push(event.line.map(i64::from));
+        self.attempt.push(event.attempt.map(i64::from));
+        self.detail.push(event.detail.as_deref());
+        self.state.push(event.state.as_deref());
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.id.is_empty()
+    }
+
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 10] {
+        [
+            &self.id,
+            &self.seq,
+            &self.at,
+            &self.kind,
+            &self.point,
+            &self.file,
+            &self.line,
+            &self.attempt,
+            &self.detail,
+            &self.state,
+        ]
+    }
+}
