@@ -231,3 +231,19 @@ fn facts_name_points_locations_layout_and_edges() {
     assert_eq!(facts.fingerprint.len(), 16);
     assert_ne!(facts.fingerprint, two_steps.facts().fingerprint);
 }
+
+#[durable(key = order_id, key = region)]
+async fn keyed(order_id: String, region: String, amount: u64) -> Result<u64, WorkflowError> {
+    let _ = (&order_id, &region);
+    Ok(amount)
+}
+
+#[test]
+fn business_keys_are_read_from_the_input() {
+    let facts = keyed.facts();
+    assert_eq!(facts.keys, ["order_id", "region"]);
+    let input = serde_json::to_string(&("o-42".to_owned(), "eu".to_owned(), 7u64)).unwrap();
+    assert_eq!(facts.key_values(&input), [("order_id", "o-42".to_owned()), ("region", "eu".to_owned())]);
+    assert!(facts.key_values("not json").is_empty());
+    assert!(shaped.facts().key_values("true").is_empty());
+}

@@ -134,6 +134,9 @@ pub struct WorkflowFacts {
     pub line: u32,
     /// The names of the function's inputs.
     pub params: &'static [&'static str],
+    /// The inputs marked `#[durable(key = ..)]`: they name an execution in business terms, in
+    /// logs and on the command line.
+    pub keys: &'static [&'static str],
     /// Every suspension point, in source order.
     pub points: &'static [PointFacts],
     /// Which point can follow which: the workflow's diagram.
@@ -144,6 +147,24 @@ pub struct WorkflowFacts {
 }
 
 impl WorkflowFacts {
+    /// The business keys of an execution, read from its input JSON: `(name, value)` pairs.
+    /// Strings are shown without quotes; a key missing from the input is left out.
+    pub fn key_values(&self, input: &str) -> Vec<(&'static str, String)> {
+        let Ok(input) = serde_json::from_str::<serde_json::Value>(input) else { return Vec::new() };
+        self.keys
+            .iter()
+            .filter_map(|&key| {
+                let index = self.params.iter().position(|&param| param == key)?;
+                let value = if self.params.len() == 1 { &input } else { input.get(index)? };
+                let text = match value {
+                    serde_json::Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                Some((key, text))
+            })
+            .collect()
+    }
+
     /// The point called `name`, if there is one.
     pub fn point(&self, name: &str) -> Option<&'static PointFacts> {
         self.points.iter().find(|point| point.name == name)

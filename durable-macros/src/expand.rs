@@ -40,6 +40,11 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         return Err(syn::Error::new(Span::call_site(), "invalid `#[durable]` function"));
     };
     let patterns: Vec<_> = sig.params.iter().map(|param| param.pat.clone()).collect();
+    for key in &args.keys {
+        if !sig.params.iter().any(|p| matches!(&p.pat, syn::Pat::Ident(i) if i.ident == *key)) {
+            errors.spanned(key, format!("`key = {key}` must name a parameter of the workflow function"));
+        }
+    }
     let (lowered, mut errors) = lower::lower(&patterns, &item.block, errors);
     if !errors.any() {
         check_borrows(&lowered, &mut errors);
@@ -162,7 +167,7 @@ fn render(args: &Args, item: &ItemFn, sig: &Signature, lowered: &Lowered) -> Tok
     let (impl_generics, ty_generics, where_clause) = item.sig.generics.split_for_impl();
     let header = header(item);
     let types = workflow_types(sig);
-    let facts = facts(&workflow, item, sig, lowered);
+    let facts = facts(&workflow, args, item, sig, lowered);
     let machine = machine(&workflow, sig, lowered);
     let input = input_type(sig);
     let ok = &sig.ok;
@@ -499,9 +504,10 @@ fn shadow_message(ident: &Ident) -> String {
 
 // -------------------------------------------------------------------- static facts
 
-fn facts(workflow: &str, item: &ItemFn, sig: &Signature, lowered: &Lowered) -> TokenStream {
+fn facts(workflow: &str, args: &Args, item: &ItemFn, sig: &Signature, lowered: &Lowered) -> TokenStream {
     let line = item.sig.fn_token.span().start().line as u32;
     let params: Vec<String> = sig.params.iter().map(|p| p.pat.to_token_stream().to_string()).collect();
+    let keys: Vec<String> = args.keys.iter().map(ToString::to_string).collect();
     let points = lowered.points.iter().enumerate().map(|(index, point)| {
         let name = point.call.name.value();
         let kind = match point.call.kind {
@@ -540,6 +546,7 @@ fn facts(workflow: &str, item: &ItemFn, sig: &Signature, lowered: &Lowered) -> T
             file: ::core::file!(),
             line: #line,
             params: &[#(#params),*],
+            keys: &[#(#keys),*],
             points: &[#(#points),*],
             edges: &[#(#edges),*],
             fingerprint: #fingerprint,

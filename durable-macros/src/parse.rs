@@ -8,11 +8,13 @@ use syn::{Expr, FnArg, GenericArgument, Ident, ItemFn, LitStr, Macro, Pat, PathA
 
 use crate::errors::Errors;
 
-/// `#[durable(name = "...")]`.
+/// `#[durable(name = "...", key = param, ...)]`.
 #[derive(Default)]
 pub(crate) struct Args {
     /// The workflow's registered name, if not the function's.
     pub(crate) name: Option<LitStr>,
+    /// Parameters that identify an execution in business terms (`key = order_id`).
+    pub(crate) keys: Vec<Ident>,
 }
 
 impl Parse for Args {
@@ -23,10 +25,14 @@ impl Parse for Args {
             input.parse::<Token![=]>()?;
             match key.to_string().as_str() {
                 "name" => args.name = Some(input.parse()?),
+                "key" => args.keys.push(input.parse()?),
                 _ => {
                     return Err(syn::Error::new(
                         key.span(),
-                        format!("unknown `#[durable]` option `{key}`; the options are: name = \"...\""),
+                        format!(
+                            "unknown `#[durable]` option `{key}`; the options are `name = \"...\"` and \
+                             `key = parameter` (repeatable)"
+                        ),
                     ));
                 }
             }
