@@ -32,6 +32,11 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// The README's examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 mod error;
 mod host;
 mod step;

@@ -1,0 +1,3 @@
+//! Example workflows for durable, shared by the runnable examples and the test suites.
+
+pub mod order;
