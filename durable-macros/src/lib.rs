@@ -14,9 +14,12 @@ macro_rules! q {
     };
 }
 
+mod check;
 mod errors;
 mod expand;
+mod facts;
 mod lower;
+mod machine;
 mod parse;
 mod scan;
 

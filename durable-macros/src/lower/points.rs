@@ -1,0 +1,290 @@
+//! Suspension points: the code that runs a `step!`/`wait!` and the checkpoint after it.
+
+use proc_macro2::TokenStream;
+use quote::format_ident;
+use syn::{Expr, Ident, Stmt};
+
+use super::rewrite::take_first_point;
+use super::{BindingId, Cont, Form, LabelId, LabelKind, Lowerer, Point, Then, point_ref};
+use crate::parse::{self, Kind, PointCall};
+use crate::scan::{self, has_point};
+
+impl Lowerer {
+    // ---------------------------------------------------------------- points
+
+    /// Lowers `expr`, which holds a point in a position evaluated before anything else in it.
+    pub(super) fn point_in<'a>(&mut self, expr: &Expr, form: Form, rest: &'a [Stmt], k: Cont) -> TokenStream {
+        let mut remainder = expr.clone();
+        let Some(mac) = take_first_point(&mut remainder) else { return self.unsupported(expr) };
+        let call = match parse::point_call(&mac) {
+            Ok(call) => call,
+            Err(error) => {
+                self.errors.push(error);
+                return q!(::core::unreachable!());
+            }
+        };
+        let kind = call.kind;
+        let point = self.new_point(call);
+        let then: Then<'a> = Box::new(move |this: &mut Lowerer| {
+            if has_point(&remainder) {
+                // More points follow in the same expression: keep the value across a checkpoint.
+                return this.checkpoint_then(point, kind, Some(q!(__r)), move |this| {
+                    let code = this.resume_form(&remainder, form, rest, k);
+                    q!(let __r = __v; #code)
+                });
+            }
+            match form {
+                Form::Let(mut local) => {
+                    let init = local.init.as_mut().expect("a let with a point has an initializer");
+                    *init.expr = remainder;
+                    let stmt = this.plain_stmt(&Stmt::Local(*local));
+                    let next = this.checkpoint_then(point, kind, None, move |this| this.stmts(rest, k));
+                    q!(#stmt #next)
+                }
+                Form::Stmt => {
+                    let stmt = this.plain_expr(&remainder);
+                    let next = this.checkpoint_then(point, kind, None, move |this| this.stmts(rest, k));
+                    q!(#stmt; #next)
+                }
+                Form::Value(k) => {
+                    let value = this.plain_expr(&remainder);
+                    let carry = this.wants_value(k).then(|| q!(__v));
+                    let next = this.checkpoint_then(point, kind, carry, move |this| {
+                        let value = this.wants_value(k).then(|| q!(__v));
+                        this.apply(k, value)
+                    });
+                    q!(let __v = #value; #next)
+                }
+            }
+        });
+        self.point_code(point, then)
+    }
+
+    pub(super) fn resume_form(&mut self, remainder: &Expr, form: Form, rest: &[Stmt], k: Cont) -> TokenStream {
+        match form {
+            Form::Let(mut local) => {
+                let init = local.init.as_mut().expect("a let with a point has an initializer");
+                *init.expr = remainder.clone();
+                self.stmts(&[&[Stmt::Local(*local)], rest].concat(), k)
+            }
+            Form::Stmt => {
+                let stmt = Stmt::Expr(remainder.clone(), Some(Default::default()));
+                self.stmts(&[&[stmt], rest].concat(), k)
+            }
+            Form::Value(k) => self.value(remainder, k),
+        }
+    }
+
+    /// Checkpoints after `point` (a timer needs none: its waiting state is its checkpoint) and
+    /// continues with `next` in the checkpoint's arm. `carry` is a value kept across it as `__v`.
+    pub(super) fn checkpoint_then(
+        &mut self,
+        point: usize,
+        kind: Kind,
+        carry: Option<TokenStream>,
+        next: impl FnOnce(&mut Self) -> TokenStream,
+    ) -> TokenStream {
+        if kind == Kind::Sleep {
+            let value = carry.map(|value| q!(let __v = #value;));
+            let next = next(self);
+            return q!(#value #next);
+        }
+        let name = self.points[point].call.name.value();
+        self.scope.push(Vec::new());
+        let value = carry.is_some().then(|| self.bind_hidden("__v", false, None));
+        let variant = point_variant(&name, point, false);
+        let doc = format!(" after `{name}`");
+        let label = self.new_label(LabelKind::Point { point, waiting: false }, variant, doc);
+        self.labels[label].serde_name = name.clone();
+        self.labels[label].value = value;
+        self.points[point].after = Some(label);
+        let code = self.jump(label, carry);
+        self.arm_for(label, |this| {
+            if let Some(value) = value {
+                this.arms[this.arm].uses.insert(value);
+            }
+            next(this)
+        });
+        self.scope.pop();
+        code
+    }
+
+    pub(super) fn new_point(&mut self, call: PointCall) -> usize {
+        let name = call.name.value();
+        if let Some(first) = self.names.get(&name) {
+            let _ = first;
+            self.errors.at(
+                call.name.span(),
+                format!(
+                    "the name \"{name}\" is used by another point of this workflow; names identify \
+                     points in the history and the stored state, so give each `step!`/`wait!` its \
+                     own name (a point inside a loop is one point: its name is not repeated)"
+                ),
+            );
+        } else {
+            self.names.insert(name, call.name.span());
+        }
+        self.points.push(Point { call, after: None });
+        self.points.len() - 1
+    }
+
+    /// The code that runs point `point` and leaves its value in `__r`, then `then`.
+    pub(super) fn point_code(&mut self, point: usize, then: Then<'_>) -> TokenStream {
+        let call = self.points[point].call.clone();
+        let facts = point_ref(point);
+        match call.kind {
+            Kind::Step => {
+                let retry = call.retry.as_ref().map(|e| self.plain_expr(e));
+                let semantics = call.semantics.as_ref().map(|e| self.plain_expr(e));
+                let policy = match (retry, semantics) {
+                    (None, None) => q!(::durable_core::__private::default_policy()),
+                    (retry, semantics) => {
+                        let retry = retry.unwrap_or_else(|| q!(::core::default::Default::default()));
+                        let semantics = semantics.unwrap_or_else(|| q!(::core::default::Default::default()));
+                        q!(::durable_core::StepPolicy { retry: #retry, semantics: #semantics })
+                    }
+                };
+                let body = self.plain_expr(call.body.as_ref().expect("a step has a body"));
+                let then = then(self);
+                q! {
+                    // Step `name`: ask the host, run the body, report its outcome.
+                    let __policy = #policy;
+                    let __r = match ::durable_core::__private::step_begin(__host, #facts, &__policy).await {
+                        ::core::result::Result::Ok(::core::option::Option::None) => {
+                            let __out = ::durable_core::__private::step_output(#body);
+                            ::durable_core::__private::step_end(__host, #facts, &__policy, __out).await
+                        }
+                        ::core::result::Result::Ok(::core::option::Option::Some(__e)) => {
+                            ::core::result::Result::Ok(::core::result::Result::Err(__e))
+                        }
+                        ::core::result::Result::Err(__p) => ::core::result::Result::Err(__p),
+                    };
+                    let __r = match __r {
+                        ::core::result::Result::Ok(__r) => __r,
+                        ::core::result::Result::Err(__p) => {
+                            return ::core::result::Result::Ok(::durable_core::__private::pause(__p));
+                        }
+                    };
+                    #then
+                }
+            }
+            Kind::Sleep => {
+                let duration = self.plain_expr(call.duration.as_ref().expect("a timer has a duration"));
+                let ty = q!(::durable_core::Timestamp);
+                let (start, label, wake) = self.waiting(
+                    point,
+                    "__wake_at",
+                    ty,
+                    |wake| q!(let #wake = ::durable_core::__private::sleep_start(__host, #facts, #duration);),
+                );
+                self.points[point].after = Some(label);
+                self.arm_for(label, |this| {
+                    this.arms[this.arm].uses.insert(wake);
+                    let then = then(this);
+                    q! {
+                        if !::durable_core::__private::sleep_due(__host, #facts, __wake_at) {
+                            return ::core::result::Result::Ok(::durable_core::Exit::Suspended);
+                        }
+                        let __r = ();
+                        #then
+                    }
+                });
+                start
+            }
+            Kind::Event => {
+                let timeout = match &call.timeout {
+                    Some(timeout) => {
+                        let timeout = self.plain_expr(timeout);
+                        q!(::core::option::Option::Some(#timeout))
+                    }
+                    None => q!(::core::option::Option::None),
+                };
+                let with_timeout = call.timeout.is_some();
+                let ty = q!(::core::option::Option<::durable_core::Timestamp>);
+                let (start, label, deadline) = self.waiting(
+                    point,
+                    "__deadline",
+                    ty,
+                    |deadline| q!(let #deadline = ::durable_core::__private::event_start(__host, #facts, #timeout);),
+                );
+                self.arm_for(label, |this| {
+                    this.arms[this.arm].uses.insert(deadline);
+                    let then = then(this);
+                    let received = if with_timeout {
+                        q!(::core::option::Option::Some(__r) => __r,)
+                    } else {
+                        q!(::core::option::Option::Some(::core::result::Result::Ok(__r)) => __r,)
+                    };
+                    q! {
+                        let __r = match ::durable_core::__private::event_poll(__host, #facts, __deadline) {
+                            #received
+                            _ => return ::core::result::Result::Ok(::durable_core::Exit::Suspended),
+                        };
+                        #then
+                    }
+                });
+                start
+            }
+        }
+    }
+
+    /// The persisted state a timer or event wait keeps while waiting, with its hidden field.
+    pub(super) fn waiting(
+        &mut self,
+        point: usize,
+        field: &str,
+        ty: TokenStream,
+        init: impl FnOnce(&Ident) -> TokenStream,
+    ) -> (TokenStream, LabelId, BindingId) {
+        let name = self.points[point].call.name.value();
+        let id = self.bind_hidden(field, false, Some(ty));
+        let mut code = init(&self.bindings[id].ident.clone());
+        let is_event = self.points[point].call.kind == Kind::Event;
+        let variant = point_variant(&name, point, is_event);
+        let doc = if is_event { format!(" waiting for event `{name}`") } else { format!(" waiting on timer `{name}`") };
+        let label = self.new_label(LabelKind::Point { point, waiting: true }, variant, doc);
+        self.labels[label].serde_name = if is_event { format!("{name}:waiting") } else { name };
+        code.extend(self.jump(label, None));
+        (code, label, id)
+    }
+
+    pub(super) fn unsupported(&mut self, node: &dyn quote::ToTokens) -> TokenStream {
+        let tokens = node.to_token_stream();
+        let call = scan::first_point_call(tokens.clone()).unwrap_or(tokens);
+        self.errors.spanned(
+            call,
+            "`step!`/`wait!` cannot be used in this position. A point may stand as a statement \
+             (`step!(..)?;`), as a `let` initializer (`let x = step!(..)?;`), on the right of an \
+             assignment, as the value of a block, `if`/`match` arm, `loop` or `break`, as the operand \
+             of `return`, or as the condition of `if`, the scrutinee of `match` or the iterable of \
+             `for`, optionally followed by `?`, `.await`, field accesses and method calls. Bind the \
+             point's result with `let` first and use the variable here",
+        );
+        q!(::core::unreachable!())
+    }
+}
+
+/// A variant name for the state of a point: `ship_order` -> `ShipOrder`.
+fn point_variant(name: &str, index: usize, waiting: bool) -> Ident {
+    let mut camel = String::new();
+    let mut upper = true;
+    for c in name.chars() {
+        if c.is_alphanumeric() {
+            if upper {
+                camel.extend(c.to_uppercase());
+            } else {
+                camel.push(c);
+            }
+            upper = false;
+        } else {
+            upper = true;
+        }
+    }
+    if !camel.starts_with(|c: char| c.is_alphabetic()) || !camel.is_ascii() {
+        camel = format!("Point{index}{}", camel.replace(|c: char| !c.is_ascii_alphanumeric(), ""));
+    }
+    if waiting {
+        camel.push_str("Waiting");
+    }
+    format_ident!("{}", camel)
+}
