@@ -66,7 +66,7 @@ mod worker;
 
 pub use self::error::EngineError;
 pub use self::status::{Delivery, EngineStats, ExecutionStatus, Handle};
-pub use self::worker::Worker;
+pub use self::worker::{WakeSource, Worker};
 
 /// Starts, signals, cancels and reports executions of the workflows registered with it.
 ///

@@ -11,6 +11,7 @@ use super::error::EngineError;
 use super::host::Report;
 use super::run::{Ended, run_claimed};
 use super::{Engine, Shared};
+use crate::host::BoxFuture;
 use crate::store::{ExecutionId, ExecutionRecord, Store};
 
 /// Runs due executions: new ones, timers that fired, events that arrived, retries whose delay
@@ -46,13 +47,29 @@ pub struct Worker<S: Store> {
     engine: Engine<S>,
     name: String,
     concurrency: usize,
+    wake: Option<Arc<dyn WakeSource>>,
+}
+
+/// Something that says "there may be new work" from outside this process, so that a worker in
+/// [`Worker::run`] claims it at once instead of at its next poll. `PostgresStore::listen` gives
+/// one (PostgreSQL `LISTEN`/`NOTIFY`).
+pub trait WakeSource: Send + Sync + 'static {
+    /// Completes at the next wake-up.
+    fn wait(&self) -> BoxFuture<'_, ()>;
 }
 
 type Tasks = JoinSet<(Ended, Report)>;
 
 impl<S: Store> Worker<S> {
     pub(super) fn new(engine: Engine<S>, name: String) -> Self {
-        Worker { engine, name, concurrency: 256 }
+        Worker { engine, name, concurrency: 256, wake: None }
+    }
+
+    /// Wakes [`Worker::run`] whenever `source` says there may be new work (for example a
+    /// `WorkListener` from `PostgresStore::listen`), besides the regular polling.
+    pub fn wake_on(mut self, source: impl WakeSource) -> Self {
+        self.wake = Some(Arc::new(source));
+        self
     }
 
     /// Runs at most `n` executions at once (default 256).
@@ -124,6 +141,7 @@ impl<S: Store> Worker<S> {
         let stop = Arc::new(AtomicBool::new(false));
         let (mut tasks, mut ids) = (JoinSet::new(), HashMap::new());
         let shared = Arc::clone(self.shared());
+        let wake = self.wake.clone();
         tokio::pin!(shutdown);
         loop {
             let free = self.concurrency.saturating_sub(tasks.len());
@@ -146,6 +164,7 @@ impl<S: Store> Worker<S> {
                 () = &mut shutdown => break,
                 Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => report_panic(joined, &mut ids),
                 () = shared.work.notified() => {}
+                () = async { if let Some(wake) = &wake { wake.wait().await } }, if wake.is_some() => {}
                 () = tokio::time::sleep(shared.poll_interval) => {}
             }
         }

@@ -99,3 +99,45 @@ async fn a_long_step_keeps_its_lease() {
     let succeeded = history.iter().find(|e| e.kind == EventKind::StepSucceeded).unwrap();
     assert_eq!(succeeded.detail.as_deref(), Some("attempt 1, took 1m 40s"));
 }
+
+/// A wake source a test fires by hand.
+struct Bell(Arc<tokio::sync::Notify>);
+
+impl durable_core::engine::WakeSource for Bell {
+    fn wait(&self) -> durable_core::BoxFuture<'_, ()> {
+        Box::pin(self.0.notified())
+    }
+}
+
+#[tokio::test]
+async fn a_wake_source_brings_work_started_elsewhere_without_waiting_for_the_poll() {
+    let clock = clock();
+    let store = MemoryStore::new();
+    // This worker would poll only once an hour.
+    let engine = Engine::builder(store.clone())
+        .clock(Arc::new(clock.clone()))
+        .register(greet)
+        .poll_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let bell = Arc::new(tokio::sync::Notify::new());
+    let worker = engine.worker("w-1").wake_on(Bell(Arc::clone(&bell)));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(async move { worker.run(async { stopped.await.unwrap_or(()) }).await });
+    tokio::task::yield_now().await;
+
+    // Another process (here: another engine on the same store) starts an execution; this
+    // engine's own notification does not fire, the bell does.
+    let other = engine_on(store.clone(), &clock);
+    other.start(greet, "g-far", "far".to_owned()).await.unwrap();
+    bell.notify_one();
+    let result = tokio::time::timeout(Duration::from_secs(10), engine.result(greet, "g-far")).await;
+    assert_eq!(result.expect("woken by the bell, not the hourly poll").unwrap(), Ok("hello, far".to_owned()));
+
+    stop.send(()).unwrap();
+    running.await.unwrap();
+}
+
+fn engine_on(store: MemoryStore, clock: &durable_core::ManualClock) -> Engine<MemoryStore> {
+    Engine::builder(store).clock(Arc::new(clock.clone())).register(greet).build().unwrap()
+}

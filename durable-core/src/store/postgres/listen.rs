@@ -102,6 +102,12 @@ impl WorkListener {
     }
 }
 
+impl crate::engine::WakeSource for WorkListener {
+    fn wait(&self) -> crate::host::BoxFuture<'_, ()> {
+        Box::pin(self.notified())
+    }
+}
+
 impl Drop for WorkListener {
     fn drop(&mut self) {
         self.task.abort();
