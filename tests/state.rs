@@ -157,7 +157,7 @@ async fn at_most_once(n: u64) -> Result<u64, WorkflowError> {
     let sent = step!(
         "send_payment",
         semantics = Semantics::AtMostOncePerAttempt,
-        retry = Retry::fixed(2, Duration::ZERO),
+        retry = Retry::fixed(2, Duration::from_secs(10)),
         effect("send_payment", n).await
     )?;
     Ok(sent)
@@ -170,6 +170,9 @@ async fn an_interrupted_at_most_once_attempt_counts_as_failed() {
     run.stored_mut().step =
         Some(durable_core::testing::StepRecord { point: "send_payment", attempt: 1, started: true, retry_at: None });
     take_effects();
+    // Attempt 1 counts as failed: attempt 2 waits for the retry delay, as after any failure.
+    assert!(matches!(run.run_once().await, Outcome::Suspended { until: Some(at) } if at.as_millis() == 10_000));
+    assert!(take_effects().is_empty(), "attempt 1 did not run again");
     assert_eq!(run.run_to_end().await.unwrap(), Ok(5));
     assert_eq!(take_effects().get("send_payment"), Some(&1), "only attempt 2 ran");
 

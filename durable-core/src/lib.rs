@@ -38,12 +38,18 @@
 struct ReadmeDoctests;
 
 mod error;
+mod facts;
 mod host;
 mod step;
 mod time;
 mod workflow;
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod engine;
+#[cfg(feature = "logging")]
+pub mod logging;
+pub mod render;
 pub mod store;
 pub mod testing;
 
@@ -53,6 +59,7 @@ pub mod __private;
 
 pub use crate::engine::{Delivery, Engine, EngineError, ExecutionStatus, Handle, Worker};
 pub use crate::error::{Timeout, WorkflowError};
+pub use crate::facts::{FactsRecord, PointRecord};
 pub use crate::host::{BoxFuture, Ctx, EventPoll, Gate, Host, Pause};
 pub use crate::step::{Retry, Semantics, StepError, StepPolicy};
 #[cfg(feature = "postgres")]

@@ -4,6 +4,10 @@
 //! struct ([`Stored`]) that a test can inspect, clone, and hand to a fresh [`TestRun`] to
 //! simulate a crash: everything but the stored record is dropped.
 //!
+//! [`Harness`] runs the real engine and worker on a `MemoryStore` and the same virtual clock,
+//! crashes the process at a chosen checkpoint and resumes it from the store alone, and renders
+//! an execution's log deterministically for `insta::assert_snapshot!`.
+//!
 //! ```
 //! use durable_core::prelude::*;
 //! use durable_core::testing::{Outcome, TestRun};
@@ -35,6 +39,12 @@ use crate::host::{BoxFuture, Ctx, EventPoll, Gate, Host, Pause};
 use crate::step::{Semantics, StepError, StepPolicy};
 use crate::time::{Clock, ManualClock, Timestamp};
 use crate::workflow::{Entry, Exit, PointFacts, Snapshot, StateError, Workflow};
+
+mod harness;
+mod process;
+
+pub use self::harness::Harness;
+pub use self::process::{CrashAt, HarnessStore};
 
 /// The stored record of one execution: all that survives a crash.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -274,13 +284,21 @@ impl Host for TestHost<'_> {
                 Err(Pause::Suspend)
             }
             Some(record) if record.started => {
-                // An at-most-once attempt was interrupted: it counts as failed.
-                if policy.retry.delay_after(record.attempt, 0.5).is_some() {
-                    record.attempt += 1;
-                    Ok(Gate::Run { attempt: record.attempt })
-                } else {
-                    let error = StepError::retryable("the attempt was interrupted and may not run twice");
-                    Ok(Gate::Fail(error.with_step(point.name, record.attempt)))
+                // An at-most-once attempt was interrupted: it counts as failed. As in the engine,
+                // the next attempt waits for the retry delay like after any failed attempt.
+                record.started = false;
+                match policy.retry.delay_after(record.attempt, 0.5) {
+                    Some(delay) => {
+                        let at = now.saturating_add(delay);
+                        record.retry_at = Some(at);
+                        self.stored.wake_at = Some(at);
+                        Err(Pause::Suspend)
+                    }
+                    None => {
+                        let message =
+                            "the attempt was interrupted before it finished and may not run twice (at most once)";
+                        Ok(Gate::Fail(StepError::retryable(message).with_step(point.name, record.attempt)))
+                    }
                 }
             }
             Some(record) => {

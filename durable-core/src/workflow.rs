@@ -219,7 +219,7 @@ impl fmt::Display for PointKind {
 }
 
 /// One end of an [`Edge`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub enum Node {
     /// The start of the function.
     Start,
@@ -230,7 +230,7 @@ pub enum Node {
 }
 
 /// Control can pass from `from` to `to` without passing another point.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub struct Edge {
     /// Where control comes from.
     pub from: Node,

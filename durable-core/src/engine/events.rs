@@ -21,6 +21,7 @@ pub(super) async fn send<S: Store>(
         let (id, event, message) = (id.to_owned(), name.to_owned(), error.to_string());
         return Err(EngineError::MalformedPayload { id, event, message });
     }
+    engine.shared.register_facts().await;
     let record = engine.load(id).await?;
     if record.status.is_terminal() {
         return Err(EngineError::Finished { id: id.to_owned(), status: record.status });
@@ -76,10 +77,14 @@ async fn deliver_now<S: Store>(
     let stop = Arc::new(AtomicBool::new(false));
     let (_, report) = run_claimed(Arc::clone(shared), owner, claimed, Some(staged), stop).await;
     if let Some(message) = report.rejected {
-        let span = tracing::info_span!("execution", workflow = %record.workflow, execution_id = %record.id);
-        span.in_scope(|| {
-            let (workflow, id) = (&record.workflow, &record.id);
-            tracing::warn!("{workflow} {id} refused event {name} from its sender: {message}; still waiting for it");
+        let subject = shared.subject(&record);
+        subject.span().in_scope(|| {
+            let who = subject.name();
+            tracing::warn!(
+                event = "EventRejected",
+                point = name,
+                "{who} refused event {name} from its sender: {message}; still waiting for it"
+            );
         });
         let (id, event) = (record.id, name.to_owned());
         return Err(EngineError::EventRejected { id, event, message });

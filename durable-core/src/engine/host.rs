@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::commit::Committer;
-use super::trace::{self, human};
+use super::trace::{self, Subject, human};
 use crate::host::{BoxFuture, EventPoll, Gate, Host, Pause};
 use crate::step::{Semantics, StepError, StepPolicy};
 use crate::store::{
@@ -65,7 +65,8 @@ enum Waiting {
 enum Polled {
     Inbox(u64),
     Staged,
-    TimedOut,
+    /// The wait at this point timed out.
+    TimedOut(&'static PointFacts),
 }
 
 /// Why the run is about to suspend.
@@ -96,6 +97,8 @@ pub(crate) struct RunHost<S> {
     poll_deadline: Option<Timestamp>,
     step: Option<StepRun>,
     suspend: Option<Suspend>,
+    /// How logs name the execution.
+    who: String,
     pub(crate) report: Report,
 }
 
@@ -108,6 +111,7 @@ impl<S: Store> RunHost<S> {
         staged: Option<Staged>,
     ) -> Self {
         let next = Commit::on(&record, env.clock.now());
+        let who = Subject::new(&record.workflow, &record.id, Some(facts), &record.input).name();
         RunHost {
             env,
             facts,
@@ -121,6 +125,7 @@ impl<S: Store> RunHost<S> {
             poll_deadline: None,
             step: None,
             suspend: None,
+            who,
             report: Report::default(),
         }
     }
@@ -147,8 +152,12 @@ impl<S: Store> RunHost<S> {
             self.inbox = Some(self.env.store.inbox(&self.record.id).await?);
         }
         let since = human(self.now().saturating_since(self.record.updated_at));
+        let retry = self.record.step.as_ref().filter(|step| step.retry_at.is_some());
         let detail = match self.record.status {
-            Status::Suspended => format!("after {since} suspended"),
+            Status::Suspended => match retry {
+                Some(step) => format!("after {since}, to retry step {} (attempt {})", step.point, step.attempt + 1),
+                None => format!("after {since}"),
+            },
             _ if self.record.version > 1 => format!("to continue a run that stopped (last commit {since} ago)"),
             _ => return Ok(()),
         };
@@ -171,14 +180,14 @@ impl<S: Store> RunHost<S> {
         match self.env.committer.commit(commit).await {
             Ok(record) => {
                 for event in &logged {
-                    trace::history(&record.workflow, &record.id, event);
+                    trace::history(&self.who, event);
                 }
                 self.next = Commit::on(&record, now);
                 self.record = record;
                 Ok(())
             }
             Err(error) => {
-                tracing::warn!(%error, "{} {}: stopping the run, its commit failed", self.facts.name, self.record.id);
+                tracing::warn!(%error, "{}: stopping the run, its commit failed", self.who);
                 self.report.failure = Some(error);
                 Err(Pause::Interrupt)
             }
@@ -213,12 +222,16 @@ impl<S: Store> RunHost<S> {
         let (event, staged) = match (self.polled.take(), self.step.take()) {
             (Some(Polled::Inbox(seq)), _) => {
                 self.next.consume.push(seq);
+                // Consumed: a later wait of this run (a loop's next round) must not see it again.
+                if let Some(inbox) = self.inbox.as_mut() {
+                    inbox.retain(|event| event.seq != seq);
+                }
                 (self.event(EventKind::EventReceived, point).with_detail("from the inbox"), false)
             }
             (Some(Polled::Staged), _) => {
                 (self.event(EventKind::EventReceived, point).with_detail("from its sender"), true)
             }
-            (Some(Polled::TimedOut), _) => {
+            (Some(Polled::TimedOut(_)), _) => {
                 (self.event(EventKind::EventTimedOut, point).with_detail("timeout passed"), false)
             }
             (None, Some(step)) if step.failed => {
@@ -381,17 +394,28 @@ impl<S: Store> RunHost<S> {
     /// The run returned: commits the result and releases the lease. Returns the final status,
     /// or `None` if the commit failed.
     pub(crate) async fn complete(&mut self, output: String, error: Option<String>) -> Option<Status> {
-        // A step whose value was returned without a checkpoint after it.
-        if let Some(step) = self.step.take().filter(|step| !step.failed)
-            && let Some(point) = self.next.step.as_ref().and_then(|s| self.facts.point(&s.point))
+        // The step that ran last, if no checkpoint followed it: its value was returned, or its
+        // error ended the execution (which then failed at that step).
+        let last = self.step.take().zip(self.next.step.as_ref().and_then(|s| self.facts.point(&s.point)));
+        if let Some((step, point)) = &last
+            && !step.failed
         {
-            let succeeded = self.step_succeeded(point, &step);
+            let succeeded = self.step_succeeded(point, step);
             self.next.events.push(succeeded);
+        }
+        // A timeout the workflow returned on (`wait!(..)?`) without a checkpoint after it.
+        if let Some(Polled::TimedOut(point)) = self.polled.take() {
+            let timed_out = self.event(EventKind::EventTimedOut, point).with_detail("timeout passed");
+            self.next.events.push(timed_out);
         }
         let (status, event) = match &error {
             None => (Status::Succeeded, HistoryEvent::new(self.now(), EventKind::ExecutionSucceeded)),
             Some(message) => {
-                (Status::Failed, HistoryEvent::new(self.now(), EventKind::ExecutionFailed).with_detail(message.clone()))
+                let mut failed = HistoryEvent::new(self.now(), EventKind::ExecutionFailed).with_detail(message.clone());
+                if let Some((step, point)) = last.filter(|(step, _)| step.failed) {
+                    failed = failed.with_point(point.name, point.file, point.line).with_attempt(step.attempt);
+                }
+                (Status::Failed, failed)
             }
         };
         self.next.events.push(event);
@@ -505,7 +529,7 @@ impl<S: Store> Host for RunHost<S> {
             return EventPoll::Received(event.payload.clone());
         }
         if deadline.is_some_and(|at| self.now() >= at) {
-            self.polled = Some(Polled::TimedOut);
+            self.polled = Some(Polled::TimedOut(point));
             return EventPoll::TimedOut;
         }
         self.suspend = Some(Suspend::Event(point, deadline));
@@ -522,7 +546,7 @@ impl<S: Store> Host for RunHost<S> {
                 let rejected = self.event(EventKind::EventRejected, point).with_detail(error);
                 self.next.events.push(rejected);
             }
-            Some(Polled::TimedOut) | None => {}
+            Some(Polled::TimedOut(_)) | None => {}
         }
     }
 }

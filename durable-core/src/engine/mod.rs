@@ -39,18 +39,33 @@
 //! object safe. Everything else is erased, so a `SqliteStore` engine is compiled once whatever
 //! workflows it runs: workflows are registered as trait objects (input and output as JSON) and
 //! each run talks to them through `&mut dyn Host`.
+//!
+//! Every history event the engine commits is also a `tracing` event, emitted once the commit
+//! has applied: a message in business terms ("order_workflow o-42 waiting for event payment
+//! (timeout in 2d 0h)") with the fields `event`, `point`, `file`, `line` and `attempt`, inside a
+//! span `execution` with the fields `workflow`, `execution_id` and, for a workflow with
+//! `#[durable(key = ..)]` inputs, `keys` (`order_id=o-42`, every key) and `business_key` (the
+//! first key's value). Span fields are fixed when the program is compiled, so keys of any name
+//! share the `keys` field rather than each getting its own. Failures are `WARN`, the rest
+//! `INFO`. `durable_core::logging` (feature `logging`) prints them as text or JSON.
+//!
+//! The engine also registers each workflow's static facts with the store
+//! ([`Store::register_workflow`]) before it first starts, runs or signals an execution, so that
+//! the `durable` command line can draw any stored execution's workflow without its code.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OnceCell};
 
 use self::commit::Committer;
 use self::registry::Registry;
-use crate::store::{Commit, EventKind, ExecutionRecord, HistoryEvent, NewExecution, Status, Store, StoreError};
+use crate::store::{
+    Commit, EventKind, ExecutionRecord, HistoryEvent, NewExecution, Status, Store, StoreError, WorkflowInfo,
+};
 use crate::time::{SharedClock, SystemClock};
 use crate::workflow::Workflow;
 
@@ -66,6 +81,7 @@ mod worker;
 
 pub use self::error::EngineError;
 pub use self::status::{Delivery, EngineStats, ExecutionStatus, Handle};
+pub(crate) use self::trace::human;
 pub use self::worker::{WakeSource, Worker};
 
 /// Starts, signals, cancels and reports executions of the workflows registered with it.
@@ -99,6 +115,33 @@ pub(crate) struct Shared<S> {
     /// Executions that cannot run, by id: the version that failed, why, and how often.
     problems: Mutex<HashMap<String, (u64, String, u32)>>,
     running: AtomicUsize,
+    /// Set once the workflows' facts are registered with the store.
+    registered: OnceCell<()>,
+    /// A registration failed and was reported.
+    registration_warned: AtomicBool,
+}
+
+impl<S: Store> Shared<S> {
+    /// Registers the facts of every workflow with the store before the engine first starts,
+    /// runs or signals an execution, so that tools can draw any execution's workflow
+    /// ([`EngineBuilder::build`] cannot: it is not async). Once per engine; tried again at the
+    /// next call after a failure, which is reported but stops nothing: the facts serve tools,
+    /// not executions.
+    async fn register_facts(&self) {
+        let register = || async {
+            for facts in self.registry.facts() {
+                self.store.register_workflow(WorkflowInfo::new(facts)).await?;
+            }
+            Ok::<(), StoreError>(())
+        };
+        if let Err(error) = self.registered.get_or_try_init(register).await {
+            if self.registration_warned.swap(true, Ordering::Relaxed) {
+                tracing::debug!(%error, "cannot register the workflows' facts with the store; will try again");
+            } else {
+                tracing::warn!(%error, "cannot register the workflows' facts with the store (tools such as `durable graph` need them); will try again");
+            }
+        }
+    }
 }
 
 impl<S> Shared<S> {
@@ -112,6 +155,12 @@ impl<S> Shared<S> {
         entry.1 = message.to_owned();
         entry.2 += 1;
         entry.2
+    }
+
+    /// How logs name `record`'s execution.
+    fn subject(&self, record: &ExecutionRecord) -> trace::Subject {
+        let facts = self.registry.get(&record.workflow).map(|workflow| workflow.facts());
+        trace::Subject::new(&record.workflow, &record.id, facts, &record.input)
     }
 
     fn clear_problem(&self, id: &str) {
@@ -209,6 +258,8 @@ impl<S: Store> EngineBuilder<S> {
             finished: Notify::new(),
             problems: Mutex::new(HashMap::new()),
             running: AtomicUsize::new(0),
+            registered: OnceCell::new(),
+            registration_warned: AtomicBool::new(false),
         };
         Ok(Engine { shared: Arc::new(shared) })
     }
@@ -297,6 +348,7 @@ impl<S: Store> Engine<S> {
     }
 
     async fn start_raw(&self, name: &'static str, id: String, input: String) -> Result<Handle, EngineError> {
+        self.shared.register_facts().await;
         let new = NewExecution::new(id.clone(), name, input, self.shared.clock.now());
         let created = self.shared.store.create(new).await?;
         let is_new = created.is_new();
@@ -305,8 +357,9 @@ impl<S: Store> Engine<S> {
             return Err(EngineError::WorkflowMismatch { id, existing: record.workflow, requested: name.to_owned() });
         }
         if is_new {
-            let span = tracing::info_span!("execution", workflow = name, execution_id = %id);
-            span.in_scope(|| tracing::info!("{name} {id} started"));
+            let subject = self.shared.subject(&record);
+            let started = HistoryEvent::new(record.created_at, EventKind::ExecutionStarted);
+            subject.span().in_scope(|| trace::history(&subject.name(), &started));
             self.shared.work.notify_one();
         }
         Ok(Handle::new(record.id, record.workflow, is_new))
@@ -375,11 +428,12 @@ impl<S: Store> Engine<S> {
             commit.status = Status::Cancelled;
             (commit.wake_at, commit.waiting_for, commit.step) = (None, None, None);
             commit.release_lease = true;
-            commit.events.push(HistoryEvent::new(now, EventKind::ExecutionCancelled));
+            let cancelled = HistoryEvent::new(now, EventKind::ExecutionCancelled);
+            commit.events.push(cancelled.clone());
             match self.shared.store.commit(commit).await {
                 Ok(record) => {
-                    let span = tracing::info_span!("execution", workflow = %record.workflow, execution_id = %id);
-                    span.in_scope(|| tracing::info!("{} {id} cancelled", record.workflow));
+                    let subject = self.shared.subject(&record);
+                    subject.span().in_scope(|| trace::history(&subject.name(), &cancelled));
                     self.shared.finished.notify_waiters();
                     return Ok(());
                 }

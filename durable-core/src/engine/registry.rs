@@ -104,6 +104,11 @@ impl Registry {
         self.workflows.get(name)
     }
 
+    /// The facts of every registered workflow, in no particular order.
+    pub(crate) fn facts(&self) -> impl Iterator<Item = &'static WorkflowFacts> + '_ {
+        self.workflows.values().map(|workflow| workflow.facts())
+    }
+
     /// Every registered name, sorted.
     pub(crate) fn names(&self) -> Vec<&'static str> {
         let mut names: Vec<_> = self.workflows.keys().copied().collect();

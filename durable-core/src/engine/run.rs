@@ -41,7 +41,7 @@ pub(crate) async fn run_claimed<S: Store>(
     staged: Option<Staged>,
     stop: Arc<AtomicBool>,
 ) -> (Ended, Report) {
-    let span = tracing::info_span!("execution", workflow = %record.workflow, execution_id = %record.id);
+    let span = shared.subject(&record).span();
     async move {
         let Some(workflow) = shared.registry.get(&record.workflow).cloned() else {
             let message = format!("workflow `{}` is not registered with this worker", record.workflow);

@@ -89,6 +89,7 @@ impl<S: Store> Worker<S> {
 
     async fn claim(&self, limit: usize) -> Result<Vec<ExecutionRecord>, EngineError> {
         let shared = self.shared();
+        shared.register_facts().await;
         let now = shared.clock.now();
         Ok(shared.store.claim_due(&self.name, now, shared.lease, limit).await?)
     }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use super::{
     Commit, Created, EventKind, ExecutionRecord, HistoryEvent, ListFilter, NewExecution, Snapshot, Status, StepRecord,
-    Store, StoreError,
+    Store, StoreError, WorkflowInfo,
 };
 use crate::time::Timestamp;
 
@@ -50,6 +50,7 @@ macro_rules! conformance_tests {
             send_event_rules,
             list_filters_and_order,
             history_keeps_order_and_fields,
+            workflow_registrations,
         );
     };
     (@each $fresh:path; $($check:ident,)*) => {
@@ -325,4 +326,27 @@ pub async fn history_keeps_order_and_fields<S: Store>(store: S) {
         assert_eq!(stored, &HistoryEvent { seq: index as u64 + 2, ..sent.clone() });
     }
     assert_eq!(record.version, 13);
+}
+
+/// One registration per workflow build: the latest is found by name, any build by fingerprint,
+/// and registering a build again replaces its facts and makes it the latest.
+pub async fn workflow_registrations<S: Store>(store: S) {
+    let info = |name: &str, fingerprint: &str, version: u32| WorkflowInfo {
+        name: name.to_owned(),
+        fingerprint: fingerprint.to_owned(),
+        facts_json: format!("{{\"version\":{version}}}"),
+    };
+    assert_eq!(store.workflow("order", None).await.unwrap(), None);
+    store.register_workflow(info("order", "fp-1", 1)).await.unwrap();
+    store.register_workflow(info("order", "fp-2", 2)).await.unwrap();
+    store.register_workflow(info("refund", "fp-1", 3)).await.unwrap();
+    assert_eq!(store.workflow("order", None).await.unwrap(), Some(info("order", "fp-2", 2)));
+    assert_eq!(store.workflow("order", Some("fp-1")).await.unwrap(), Some(info("order", "fp-1", 1)));
+    assert_eq!(store.workflow("order", Some("fp-3")).await.unwrap(), None);
+    assert_eq!(store.workflow("refund", None).await.unwrap(), Some(info("refund", "fp-1", 3)));
+    assert_eq!(store.workflow("nope", None).await.unwrap(), None);
+
+    store.register_workflow(info("order", "fp-1", 4)).await.unwrap();
+    assert_eq!(store.workflow("order", None).await.unwrap(), Some(info("order", "fp-1", 4)), "the latest");
+    assert_eq!(store.workflow("order", Some("fp-2")).await.unwrap(), Some(info("order", "fp-2", 2)), "kept");
 }

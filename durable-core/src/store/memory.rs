@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{
     Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, ListFilter, NewExecution, Status, Store,
-    StoreError, apply_commit, check_commit, check_lease_owner, claim_lease, new_record,
+    StoreError, WorkflowInfo, apply_commit, check_commit, check_lease_owner, claim_lease, new_record,
 };
 use crate::time::Timestamp;
 
@@ -14,6 +14,8 @@ use crate::time::Timestamp;
 #[derive(Clone, Debug, Default)]
 pub struct MemoryStore {
     state: Arc<Mutex<HashMap<String, Entry>>>,
+    /// Workflow registrations, oldest first.
+    workflows: Arc<Mutex<Vec<WorkflowInfo>>>,
 }
 
 /// One execution and what belongs to it.
@@ -204,6 +206,22 @@ impl Store for MemoryStore {
         records.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         records.truncate(filter.limit.unwrap_or(usize::MAX));
         Ok(records)
+    }
+
+    async fn register_workflow(&self, info: WorkflowInfo) -> Result<(), StoreError> {
+        let mut workflows = self.workflows.lock().unwrap_or_else(PoisonError::into_inner);
+        workflows.retain(|known| (&known.name, &known.fingerprint) != (&info.name, &info.fingerprint));
+        workflows.push(info);
+        Ok(())
+    }
+
+    async fn workflow(&self, name: &str, fingerprint: Option<&str>) -> Result<Option<WorkflowInfo>, StoreError> {
+        let workflows = self.workflows.lock().unwrap_or_else(PoisonError::into_inner);
+        let found = workflows
+            .iter()
+            .rev()
+            .find(|info| info.name == name && fingerprint.is_none_or(|wanted| info.fingerprint == wanted));
+        Ok(found.cloned())
     }
 }
 

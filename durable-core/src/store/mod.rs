@@ -52,7 +52,7 @@ pub use self::memory::MemoryStore;
 pub use self::postgres::{PostgresOptions, PostgresStore, WorkListener};
 pub use self::record::{
     Commit, Created, EventKind, ExecutionId, ExecutionRecord, HistoryEvent, InboxEvent, Lease, ListFilter,
-    NewExecution, Snapshot, Status, StepRecord,
+    NewExecution, Snapshot, Status, StepRecord, WorkflowInfo,
 };
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteOptions, SqliteStore, Synchronous};
@@ -182,6 +182,33 @@ pub trait Store: Send + Sync + 'static {
 
     /// The executions that match `filter`, ordered by `created_at`, then id.
     fn list(&self, filter: ListFilter) -> impl Future<Output = Result<Vec<ExecutionRecord>, StoreError>> + Send;
+
+    /// Records the static facts of a workflow build, so that tools (the `durable` command line)
+    /// can read them without the workflow's code. The engine calls it for each registered
+    /// workflow before it first starts or runs an execution.
+    ///
+    /// One registration is kept per `(name, fingerprint)`: registering an existing pair replaces
+    /// its facts and makes it the latest registration of `name`.
+    ///
+    /// Every backend of this crate keeps registrations. The default keeps nothing (and
+    /// [`Store::workflow`]'s default finds nothing), so that a store written before
+    /// registrations existed, or a wrapper in a test, still works: only tools lose the facts.
+    fn register_workflow(&self, info: WorkflowInfo) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = info;
+        async { Ok(()) }
+    }
+
+    /// The registered facts of workflow `name`: of the build with `fingerprint` if given (the
+    /// build that wrote an execution's state, say), else of the latest registration. `None` if
+    /// there is no such registration.
+    fn workflow(
+        &self,
+        name: &str,
+        fingerprint: Option<&str>,
+    ) -> impl Future<Output = Result<Option<WorkflowInfo>, StoreError>> + Send {
+        let _ = (name, fingerprint);
+        async { Ok(None) }
+    }
 }
 
 /// Checks a commit against the stored record, in the order [`Store::commit`] documents.

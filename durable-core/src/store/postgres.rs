@@ -24,7 +24,7 @@ use self::rows::{Locked, decode_inbox, decode_inbox_slot, decode_locked, decode_
 use self::schema::{Queries, check_schema_name, migrate};
 use super::{
     Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, ListFilter, NewExecution, Status, Store, StoreError,
-    check_lease_owner, claim_lease, new_record,
+    WorkflowInfo, check_lease_owner, claim_lease, new_record,
 };
 use crate::time::Timestamp;
 
@@ -508,6 +508,17 @@ impl Store for PostgresStore {
         let params: [&(dyn ToSql + Sync); 3] = [&filter.workflow, &status, &limit];
         let rows = self.retrying("list executions", &self.inner.queries.list, &params).await?;
         rows.iter().map(decode_record).collect()
+    }
+
+    async fn register_workflow(&self, info: WorkflowInfo) -> Result<(), StoreError> {
+        let params: [&(dyn ToSql + Sync); 3] = [&info.name, &info.fingerprint, &info.facts_json];
+        self.retrying("register a workflow", &self.inner.queries.register_workflow, &params).await.map(drop)
+    }
+
+    async fn workflow(&self, name: &str, fingerprint: Option<&str>) -> Result<Option<WorkflowInfo>, StoreError> {
+        let rows =
+            self.retrying("read a workflow's facts", &self.inner.queries.workflow, &[&name, &fingerprint]).await?;
+        rows.first().map(rows::decode_workflow).transpose()
     }
 }
 

@@ -7,7 +7,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::error::ParseNameError;
+use crate::facts::FactsRecord;
 use crate::time::Timestamp;
+use crate::workflow::WorkflowFacts;
 
 /// The id of an execution, chosen by whoever starts it (an order id, say).
 pub type ExecutionId = String;
@@ -413,6 +415,34 @@ pub struct ListFilter {
     pub status: Option<Status>,
     /// At most this many (the oldest).
     pub limit: Option<usize>,
+}
+
+/// The static facts of one build of a workflow, as the engine registers them so that tools can
+/// draw the workflow and read an execution's business keys without its code; see
+/// [`Store::register_workflow`](super::Store::register_workflow).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowInfo {
+    /// The workflow's name.
+    pub name: String,
+    /// The build's layout fingerprint.
+    pub fingerprint: String,
+    /// The facts as JSON: a [`FactsRecord`].
+    pub facts_json: String,
+}
+
+impl WorkflowInfo {
+    /// The registration of `facts`.
+    pub fn new(facts: &WorkflowFacts) -> Self {
+        let record = FactsRecord::from(facts);
+        // Strings, numbers and unit enums: encoding cannot fail.
+        let facts_json = serde_json::to_string(&record).unwrap_or_default();
+        WorkflowInfo { name: record.name, fingerprint: record.fingerprint, facts_json }
+    }
+
+    /// The facts, decoded.
+    pub fn facts(&self) -> Result<FactsRecord, serde_json::Error> {
+        serde_json::from_str(&self.facts_json)
+    }
 }
 
 #[cfg(test)]

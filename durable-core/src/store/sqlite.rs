@@ -10,16 +10,17 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use self::rows::{
-    RECORD_COLUMNS, SCHEMA, SCHEMA_VERSION, append_history, decode_history, decode_inbox, decode_record,
+    MIGRATIONS, RECORD_COLUMNS, SCHEMA_VERSION, append_history, decode_history, decode_inbox, decode_record,
     existing_record, inbox_slot, load_record, millis, write_record,
 };
 use super::{
     Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, ListFilter, NewExecution, Store, StoreError,
-    apply_commit, check_commit, check_lease_owner, claim_lease, new_record,
+    WorkflowInfo, apply_commit, check_commit, check_lease_owner, claim_lease, new_record,
 };
 use crate::time::Timestamp;
 
 mod rows;
+mod workflows;
 
 /// How hard SQLite works to keep a commit on power loss (`PRAGMA synchronous`).
 ///
@@ -69,6 +70,8 @@ pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
     path: Arc<PathBuf>,
     read_only: bool,
+    /// The schema version of the file: older than [`SCHEMA_VERSION`] only when read-only.
+    version: i64,
 }
 
 /// A [`StoreError`] for a failed SQLite call while trying to `what`.
@@ -117,11 +120,13 @@ impl SqliteStore {
         };
         conn.pragma_update(None, "synchronous", synchronous).map_err(sql(format_args!("configure {shown}")))?;
         migrate(&mut conn, path)?;
-        Ok(Self::serve(conn, path, false))
+        Ok(Self::serve(conn, path, false, SCHEMA_VERSION))
     }
 
     /// Opens the existing store in file `path` for reading only (for tools such as the command
     /// line): every write fails with [`StoreError::Backend`] and the stored data never changes.
+    /// A file of an older schema version is read as it is (it is not migrated): what it lacks,
+    /// such as workflow registrations before version 2, reads as absent.
     ///
     /// Reading a WAL database still needs its `-shm` and `-wal` side files, which SQLite creates
     /// next to the file if they are missing (so the directory must be writable, or a writer
@@ -134,7 +139,7 @@ impl SqliteStore {
         conn.busy_timeout(SqliteOptions::default().busy_timeout).map_err(sql(format_args!("configure {shown}")))?;
         match schema_version(&conn, path)? {
             0 => Err(StoreError::backend(format!("sqlite: {shown} is not a durable store (it has no schema)"))),
-            _ => Ok(Self::serve(conn, path, true)),
+            version => Ok(Self::serve(conn, path, true, version)),
         }
     }
 
@@ -143,7 +148,7 @@ impl SqliteStore {
         &self.path
     }
 
-    fn serve(mut conn: Connection, path: &Path, read_only: bool) -> Self {
+    fn serve(mut conn: Connection, path: &Path, read_only: bool, version: i64) -> Self {
         let (jobs, queue) = mpsc::channel::<Job>();
         let name = format!("durable-sqlite {}", path.display());
         let spawned = std::thread::Builder::new().name(name).spawn(move || {
@@ -156,7 +161,7 @@ impl SqliteStore {
             // The queue was dropped with the closure: every call reports the thread as gone.
             tracing::error!(%error, "cannot start the sqlite thread");
         }
-        SqliteStore { jobs, path: Arc::new(path.to_owned()), read_only }
+        SqliteStore { jobs, path: Arc::new(path.to_owned()), read_only, version }
     }
 
     /// Runs `f` on the connection's thread and returns its answer.
@@ -228,13 +233,17 @@ fn schema_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
     Ok(version)
 }
 
-/// Creates the schema if the file has none; refuses a newer one.
+/// Creates the schema if the file has none, brings an older one up to date (in one
+/// transaction); refuses a newer one.
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
-    let what = format_args!("create the schema in {}", path.display()).to_string();
+    let what = format_args!("create or migrate the schema in {}", path.display()).to_string();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql(&what))?;
     // Read inside the write transaction: two processes creating the file race here.
-    if schema_version(&tx, path)? == 0 {
-        tx.execute_batch(SCHEMA).map_err(sql(&what))?;
+    let current = schema_version(&tx, path)?;
+    if current < SCHEMA_VERSION {
+        for migration in MIGRATIONS.iter().skip(usize::try_from(current).unwrap_or(0)) {
+            tx.execute_batch(migration).map_err(sql(&what))?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql(&what))?;
     }
     tx.commit().map_err(sql(&what))
@@ -468,6 +477,18 @@ impl Store for SqliteStore {
             rows.map(|row| row.map_err(sql("list executions"))?).collect()
         })
         .await
+    }
+
+    async fn register_workflow(&self, info: WorkflowInfo) -> Result<(), StoreError> {
+        self.write("register a workflow", move |conn| workflows::register(conn, &info)).await
+    }
+
+    async fn workflow(&self, name: &str, fingerprint: Option<&str>) -> Result<Option<WorkflowInfo>, StoreError> {
+        if self.version < 2 {
+            return Ok(None);
+        }
+        let (name, fingerprint) = (name.to_owned(), fingerprint.map(str::to_owned));
+        self.read("read a workflow's facts", move |conn| workflows::find(conn, &name, fingerprint.as_deref())).await
     }
 }
 

@@ -121,7 +121,7 @@ async fn a_corrupt_state_is_reported_through_tracing() {
     let lines = lines.lock().unwrap();
     let error = lines.iter().find(|(level, _)| *level == tracing::Level::ERROR).expect("an error event");
     assert!(error.1.starts_with("nap n-1 cannot run and was left untouched: the stored state"), "{}", error.1);
-    assert!(error.1.ends_with("trying it again in 1m"), "{}", error.1);
+    assert!(error.1.ends_with("trying it again in 1m 0s"), "{}", error.1);
     let suspended = lines.iter().any(|(_, line)| line.starts_with("nap n-1 suspended: timer nap fires in 365d"));
     assert!(suspended, "history events are traced in business terms: {lines:?}");
 }

@@ -1,7 +1,10 @@
 //! Events: delivered at once or through the inbox, refused when they do not decode, timed out.
 
+use std::sync::Arc;
+
+use durable_core::prelude::*;
 use durable_core::store::{EventKind, Status, Store};
-use durable_core::{Clock, Delivery, EngineError};
+use durable_core::{Clock, Delivery, Engine, EngineError};
 use serde_json::json;
 
 use crate::support::{HOUR, Payment, both, clock, engine, pay, pay_or_timeout};
@@ -12,6 +15,7 @@ both!(
     an_early_event_is_kept_until_the_wait,
     a_malformed_inbox_event_is_rejected_and_the_wait_goes_on,
     an_event_wait_times_out,
+    queued_events_of_one_name_are_each_consumed_once_in_a_loop,
 );
 
 async fn a_waiting_execution_gets_its_event_at_once<S: Store>(store: S, tag: &str) {
@@ -123,4 +127,28 @@ async fn events_for_unknown_executions_are_refused() {
     let error = engine.send_event("nope", "payment", &Payment { amount: 1 }).await.unwrap_err();
     assert!(matches!(&error, EngineError::UnknownExecution(id) if id == "nope"));
     assert_eq!(error.to_string(), "there is no execution `nope`");
+}
+
+/// Waits for `vote` three times in a loop and keeps every payload in order.
+#[durable]
+async fn three_votes(key: String) -> Result<String, WorkflowError> {
+    let mut votes: Vec<u64> = Vec::new();
+    while votes.len() < 3 {
+        let vote: u64 = wait!("vote", event);
+        votes.push(vote);
+    }
+    Ok(format!("{key}: {votes:?}"))
+}
+
+async fn queued_events_of_one_name_are_each_consumed_once_in_a_loop<S: Store>(store: S, tag: &str) {
+    let clock = clock();
+    let engine = Engine::builder(store).clock(Arc::new(clock.clone())).register(three_votes).build().unwrap();
+    engine.start(three_votes, "v-1", tag.to_owned()).await.unwrap();
+    for vote in [1, 2, 3] {
+        assert_eq!(engine.send_event("v-1", "vote", &vote).await.unwrap(), Delivery::Queued);
+    }
+    // One run consumes all three from the inbox it loaded once.
+    engine.worker("w-1").run_until_idle().await.unwrap();
+    assert_eq!(engine.result(three_votes, "v-1").await.unwrap(), Ok(format!("{tag}: [1, 2, 3]")));
+    assert!(engine.store().inbox("v-1").await.unwrap().is_empty());
 }

@@ -10,7 +10,7 @@ use tokio_postgres::types::{FromSql, ToSql};
 
 use super::describe;
 use crate::store::{
-    EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Lease, Snapshot, Status, StepRecord, StoreError,
+    EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Lease, Snapshot, Status, StepRecord, StoreError, WorkflowInfo,
 };
 use crate::time::Timestamp;
 
@@ -163,6 +163,16 @@ pub(super) fn decode_history(id: &str, row: &Row) -> Result<HistoryEvent, StoreE
         attempt: r.opt_u32(6, "history.attempt")?,
         detail: r.get(7, "history.detail")?,
         state: r.get(8, "history.state")?,
+    })
+}
+
+/// Decodes a workflow registration row (`name, fingerprint, facts`).
+pub(super) fn decode_workflow(row: &Row) -> Result<WorkflowInfo, StoreError> {
+    let r = Reader { row, id: "<workflow registration>" };
+    Ok(WorkflowInfo {
+        name: r.text(0, "workflows.name")?,
+        fingerprint: r.text(1, "workflows.fingerprint")?,
+        facts_json: r.text(2, "workflows.facts")?,
     })
 }
 

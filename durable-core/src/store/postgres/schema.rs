@@ -13,7 +13,7 @@ use crate::store::StoreError;
 ///
 /// Never edit a released migration: add a new one. Timestamps are milliseconds since the Unix
 /// epoch in `BIGINT` columns (exactly the store's `Timestamp`, which `timestamptz` is not).
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes and understands.
 pub(super) const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -68,6 +68,19 @@ CREATE TABLE {s}.inbox (
     PRIMARY KEY (execution_id, seq)
 );
 CREATE INDEX inbox_name ON {s}.inbox (execution_id, name);
+";
+
+/// Workflow registrations: one row per workflow build; `registered` orders them.
+const V2: &str = "
+CREATE SEQUENCE {s}.workflow_registrations;
+CREATE TABLE {s}.workflows (
+    name TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    facts TEXT NOT NULL,
+    registered BIGINT NOT NULL,
+    PRIMARY KEY (name, fingerprint)
+);
+CREATE INDEX workflows_latest ON {s}.workflows (name, registered);
 ";
 
 /// The first key of the advisory lock that serializes migrations (the second is the schema's
@@ -173,6 +186,8 @@ pub(super) struct Queries {
     pub(super) inbox: String,
     pub(super) history: String,
     pub(super) list: String,
+    pub(super) register_workflow: String,
+    pub(super) workflow: String,
 }
 
 /// When an execution became due, for [`Queries::claim_due`] (`$1` is now).
@@ -227,6 +242,11 @@ impl Queries {
                  WHERE e.id = $1 ORDER BY h.seq"),
             list: q("SELECT {columns} FROM {s}.executions WHERE ($1::text IS NULL OR workflow = $1) \
                  AND ($2::text IS NULL OR status = $2) ORDER BY created_at, id LIMIT $3"),
+            register_workflow: q("INSERT INTO {s}.workflows (name, fingerprint, facts, registered) \
+                 VALUES ($1, $2, $3, nextval('{s}.workflow_registrations')) ON CONFLICT (name, fingerprint) \
+                 DO UPDATE SET facts = EXCLUDED.facts, registered = EXCLUDED.registered"),
+            workflow: q("SELECT name, fingerprint, facts FROM {s}.workflows WHERE name = $1 \
+                 AND ($2::text IS NULL OR fingerprint = $2) ORDER BY registered DESC LIMIT 1"),
         }
     }
 }

@@ -9,7 +9,7 @@ use super::schema::SCHEMA_VERSION;
 use super::{PostgresOptions, PostgresStore};
 use crate::store::{
     Commit, EventKind, ExecutionRecord, HistoryEvent, ListFilter, NewExecution, Snapshot, Status, StepRecord, Store,
-    StoreError,
+    StoreError, WorkflowInfo,
 };
 use crate::time::Timestamp;
 
@@ -52,6 +52,7 @@ mod conformance {
         send_event_rules,
         list_filters_and_order,
         history_keeps_order_and_fields,
+        workflow_registrations,
     );
 }
 
@@ -107,6 +108,25 @@ async fn migrations_are_safe_concurrently() {
     for store in stores.iter().chain([&again]) {
         assert_eq!(store.load("e-1").await.unwrap().map(|r| r.version), Some(1));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_schema_is_migrated_and_keeps_its_data() {
+    let Some((store, _guard)) = fresh().await else { return };
+    create(&store, "e-1").await;
+    let url = server().await.unwrap();
+    let schema = store.schema().to_owned();
+    let downgrade = format!(
+        "DROP TABLE \"{schema}\".workflows; DROP SEQUENCE \"{schema}\".workflow_registrations; \
+         DELETE FROM \"{schema}\".durable_migrations WHERE version > 1"
+    );
+    admin(&url).await.batch_execute(&downgrade).await.unwrap();
+    drop(store);
+    let store = PostgresStore::connect_with(&url, options(&schema)).await.unwrap();
+    let info = WorkflowInfo { name: "order".into(), fingerprint: "fp".into(), facts_json: "{}".into() };
+    store.register_workflow(info.clone()).await.unwrap();
+    assert_eq!(store.workflow("order", None).await.unwrap(), Some(info));
+    assert_eq!(store.load("e-1").await.unwrap().map(|record| record.version), Some(1), "the data is kept");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,8 +12,12 @@ use crate::store::{
 };
 use crate::time::Timestamp;
 
+/// The migrations, in order: migration `i` (from 0) brings the schema to version `i + 1`.
+/// Never edit a released migration: add a new one.
+pub(super) const MIGRATIONS: &[&str] = &[SCHEMA, super::workflows::V2];
+
 /// The schema version this build writes (`PRAGMA user_version`).
-pub(super) const SCHEMA_VERSION: i64 = 1;
+pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Version 1 of the schema. Timestamps are milliseconds since the Unix epoch.
 pub(super) const SCHEMA: &str = "

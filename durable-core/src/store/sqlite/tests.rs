@@ -6,6 +6,7 @@ use rusqlite::Connection;
 use super::{SqliteOptions, SqliteStore, Synchronous};
 use crate::store::{
     Commit, EventKind, HistoryEvent, ListFilter, NewExecution, Snapshot, Status, StepRecord, Store, StoreError,
+    WorkflowInfo,
 };
 use crate::time::Timestamp;
 
@@ -260,4 +261,26 @@ async fn a_panicking_call_does_not_stop_the_store() {
     assert_backend(&result.unwrap_err(), &["no answer", "panicked"]);
     create(&store, "after").await;
     assert!(store.load("after").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_version_1_file_is_read_as_it_is_and_migrated_when_opened_for_writing() {
+    let (store, dir) = fresh();
+    create(&store, "e-1").await;
+    drop(store);
+    let path = dir.path().join("durable.db");
+    raw(&path, "DROP TABLE workflows; PRAGMA user_version = 1;");
+
+    let reader = SqliteStore::open_read_only(&path).unwrap();
+    assert_eq!(reader.workflow("order", None).await.unwrap(), None, "a version 1 file has no registrations");
+    assert_eq!(reader.load("e-1").await.unwrap().map(|record| record.version), Some(1));
+    drop(reader);
+
+    let store = SqliteStore::open(&path).unwrap();
+    let info = WorkflowInfo { name: "order".into(), fingerprint: "fp".into(), facts_json: "{}".into() };
+    store.register_workflow(info.clone()).await.unwrap();
+    assert_eq!(store.workflow("order", None).await.unwrap(), Some(info));
+    assert_eq!(store.load("e-1").await.unwrap().map(|record| record.version), Some(1), "the data is kept");
+    let version: i64 = Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(version, 2);
 }

@@ -1,0 +1,155 @@
+//! What each subcommand reads and prints, on any [`Store`].
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use serde_json::{Value, json};
+
+use super::CliError;
+use super::args::Command;
+use crate::facts::FactsRecord;
+use crate::render::{self, ExecutionView, GraphMarks, Report, StoredState};
+use crate::store::{ExecutionRecord, ListFilter, Store};
+
+/// Runs `command` on `store`, printing text (or JSON, with `json`) to `out`.
+pub(super) async fn execute<S: Store>(
+    store: &S,
+    command: &Command,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let text = match command {
+        Command::List { workflow, status, limit } => {
+            let filter = ListFilter { workflow: workflow.clone(), status: *status, limit: *limit };
+            list(store, filter, json).await?
+        }
+        Command::Show { id, events } => {
+            let view = view(store, id).await?;
+            if json { to_json(&Report::new(&view, *events)) } else { render::show(&view, *events) }
+        }
+        Command::History { id, states } => {
+            let view = view(store, id).await?;
+            if json {
+                to_json(&view.history.iter().map(render::event_json).collect::<Vec<_>>())
+            } else {
+                format!(
+                    "{}: {}\n{}",
+                    view.title(),
+                    view.record.status,
+                    render::history(&view.history, view.start(), *states)
+                )
+            }
+        }
+        Command::State { id, at, seq } => {
+            let view = view(store, id).await?;
+            let state = state(&view, at.as_deref(), *seq)?;
+            if json {
+                to_json(&state)
+            } else {
+                let place = format!("{}, event {}", state.place(), state.seq);
+                format!("# state of {} {place}\n{}\n", view.record.id, render::pretty_json(&state.text))
+            }
+        }
+        Command::Graph { workflow, execution } => graph(store, workflow, execution.as_deref(), json).await?,
+    };
+    out.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+fn to_json(value: &impl serde::Serialize) -> String {
+    // Values made of strings, numbers, maps and sequences: encoding cannot fail.
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+async fn view<S: Store>(store: &S, id: &str) -> Result<ExecutionView, CliError> {
+    ExecutionView::load(store, id).await?.ok_or_else(|| CliError::UnknownExecution(id.to_owned()))
+}
+
+/// The latest registered facts of `workflow`.
+async fn facts<S: Store>(store: &S, workflow: &str) -> Result<Option<FactsRecord>, CliError> {
+    let Some(info) = store.workflow(workflow, None).await? else { return Ok(None) };
+    let facts = info.facts().map_err(|error| CliError::BadFacts { workflow: workflow.to_owned(), error })?;
+    Ok(Some(facts))
+}
+
+async fn list<S: Store>(store: &S, filter: ListFilter, json: bool) -> Result<String, CliError> {
+    let records = store.list(filter).await?;
+    let mut known: HashMap<String, Option<FactsRecord>> = HashMap::new();
+    for record in &records {
+        if !known.contains_key(&record.workflow) {
+            known.insert(record.workflow.clone(), facts(store, &record.workflow).await?);
+        }
+    }
+    let keys = |record: &ExecutionRecord| match known.get(&record.workflow) {
+        Some(Some(facts)) => facts.key_values(&record.input),
+        _ => Vec::new(),
+    };
+    if !json {
+        return Ok(render::list(&records, keys));
+    }
+    let rows: Vec<Value> = records
+        .iter()
+        .map(|record| {
+            let keys: serde_json::Map<String, Value> = keys(record).into_iter().map(|(k, v)| (k, json!(v))).collect();
+            let mut row = serde_json::to_value(record).unwrap_or_default();
+            row["keys"] = Value::Object(keys);
+            row
+        })
+        .collect();
+    Ok(to_json(&rows))
+}
+
+/// The stored state `durable state` prints: at history event `seq`, at the last checkpoint of
+/// `point`, or at the last checkpoint.
+fn state(view: &ExecutionView, point: Option<&str>, seq: Option<u64>) -> Result<StoredState, CliError> {
+    let id = &view.record.id;
+    let checkpoints = || view.history.iter().filter_map(StoredState::of);
+    let found = match (seq, point) {
+        (Some(seq), _) => checkpoints().find(|state| state.seq == seq),
+        (None, Some(point)) => checkpoints().rev().find(|state| state.point.as_deref() == Some(point)),
+        (None, None) => checkpoints().next_back(),
+    };
+    found.ok_or_else(|| {
+        let mut points: Vec<String> = checkpoints().filter_map(|state| state.point).collect();
+        points.dedup();
+        let which = match (seq, point) {
+            (Some(seq), _) => format!("history event {seq} is not a checkpoint"),
+            (None, Some(point)) => format!("it has no checkpoint at `{point}`"),
+            (None, None) => "it has no checkpoint yet".to_owned(),
+        };
+        let known = if points.is_empty() { "none".to_owned() } else { points.join(", ") };
+        CliError::NoState(format!("execution `{id}`: {which} (its checkpoints are at: {known})"))
+    })
+}
+
+async fn graph<S: Store>(store: &S, workflow: &str, execution: Option<&str>, json: bool) -> Result<String, CliError> {
+    let (facts, marks) = match execution {
+        Some(id) => {
+            let view = view(store, id).await?;
+            if view.record.workflow != workflow {
+                let found = view.record.workflow.clone();
+                return Err(CliError::NoState(format!("execution `{id}` is of workflow `{found}`, not `{workflow}`")));
+            }
+            let facts = view.facts.clone().ok_or_else(|| CliError::UnknownWorkflow(workflow.to_owned()))?;
+            let marks = GraphMarks::of(&view, &facts);
+            (facts, Some(marks))
+        }
+        None => (facts(store, workflow).await?.ok_or_else(|| CliError::UnknownWorkflow(workflow.to_owned()))?, None),
+    };
+    let mermaid = render::graph(&facts, marks.as_ref());
+    if !json {
+        return Ok(mermaid);
+    }
+    let marks = marks.map(|marks| {
+        let ids =
+            |nodes: &mut dyn Iterator<Item = crate::workflow::Node>| nodes.map(render::node_id).collect::<Vec<_>>();
+        json!({
+            "passed": ids(&mut marks.passed.iter().copied()),
+            "current": marks.current.map(render::node_id),
+            "failed": marks.failed.map(render::node_id),
+        })
+    });
+    Ok(to_json(&json!({ "workflow": facts.name, "mermaid": mermaid, "marks": marks, "facts": facts })))
+}
