@@ -5,7 +5,7 @@
 //! `fresh()` returns `(store, guard)` and `guard` (a temporary directory, say) lives as long as
 //! the test:
 //!
-//! ```ignore
+//! ```text
 //! #[cfg(test)]
 //! mod tests {
 //!     fn fresh() -> (MemoryStore, ()) { (MemoryStore::new(), ()) }
