@@ -348,6 +348,11 @@ impl<S: Store> RunHost<S> {
             }
             let started = self.event(EventKind::StepStarted, point).with_attempt(attempt);
             self.next.events.push(started);
+            // The run is past any timer or wait it resumed from: what is committed now must say
+            // it runs, or a crash before the next checkpoint would leave it suspended with
+            // nothing to wake it.
+            self.next.status = Status::Running;
+            (self.next.wake_at, self.next.waiting_for) = (None, None);
             self.flush().await?;
         }
         Ok(Gate::Run { attempt })
