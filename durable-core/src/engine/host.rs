@@ -508,10 +508,13 @@ impl<S: Store> Host for RunHost<S> {
             self.suspend = Some(Suspend::Timer(point, wake_at));
             return false;
         }
-        let late = human(now.saturating_since(wake_at));
-        self.next
-            .events
-            .push(self.event(EventKind::WaitSucceeded, point).with_detail(format!("{late} after it was due")));
+        // A step record means a commit (a retry delay, an at-most-once start) already followed
+        // this timer, and with it its WaitSucceeded: record it once.
+        if self.record.step.is_none() {
+            let late = human(now.saturating_since(wake_at));
+            let fired = self.event(EventKind::WaitSucceeded, point).with_detail(format!("{late} after it was due"));
+            self.next.events.push(fired);
+        }
         self.next.wake_at = None;
         true
     }

@@ -44,3 +44,41 @@ async fn a_timer_fires_after_a_restart() {
     assert_eq!(engine.result(nap, "n-1").await.unwrap(), Ok("restart rested".to_owned()));
     assert_eq!((count("restart/before"), count("restart/after")), (1, 1), "no step ran twice");
 }
+
+#[durable_core::durable]
+async fn nap_then_flaky(tag: String) -> Result<String, durable_core::WorkflowError> {
+    durable_core::wait!("short_nap", std::time::Duration::from_secs(60));
+    let done = durable_core::step!(
+        "flaky",
+        retry = durable_core::Retry::fixed(3, std::time::Duration::from_secs(5)),
+        fail_twice(&tag).await
+    )?;
+    Ok(done)
+}
+
+async fn fail_twice(tag: &str) -> Result<String, durable_core::StepError> {
+    let n = crate::support::bump(&format!("{tag}/flaky"));
+    if n <= 2 { Err(durable_core::StepError::retryable(format!("attempt {n}"))) } else { Ok(format!("{tag} done")) }
+}
+
+#[tokio::test]
+async fn a_fired_timer_is_recorded_once_however_often_the_next_step_retries() {
+    let clock = clock();
+    let engine = durable_core::Engine::builder(durable_core::MemoryStore::new())
+        .clock(std::sync::Arc::new(clock.clone()))
+        .register(nap_then_flaky)
+        .build()
+        .unwrap();
+    let worker = engine.worker("w-1");
+    engine.start(nap_then_flaky, "t-1", "once".to_owned()).await.unwrap();
+    worker.run_until_idle().await.unwrap();
+    for _ in 0..4 {
+        clock.advance(std::time::Duration::from_secs(60));
+        worker.run_until_idle().await.unwrap();
+    }
+    assert_eq!(engine.result(nap_then_flaky, "t-1").await.unwrap(), Ok("once done".to_owned()));
+    let history = engine.history("t-1").await.unwrap();
+    let fired = history.iter().filter(|event| event.kind == durable_core::store::EventKind::WaitSucceeded).count();
+    let failed = history.iter().filter(|event| event.kind == durable_core::store::EventKind::StepFailed).count();
+    assert_eq!((fired, failed), (1, 2), "one timer, two failed attempts");
+}
