@@ -1,0 +1,622 @@
+//! Shared by the PostgreSQL many-workers tests (`pg_workers`, `pg_connection_loss`): the
+//! server, per-test schemas, `pg-worker` processes, sending events, and the checks of the run
+//! logs against what the store committed.
+//!
+//! # The server
+//!
+//! `DURABLE_PG_URL`, or `postgres://postgres@127.0.0.1:5432/test`. Without the variable, an
+//! unreachable server skips the tests with a message on standard error; with it, an unreachable
+//! server fails them (whoever set the variable expects them to run; `.ci/run` sets it when the
+//! server is up). Each test creates its own schema `durable_test_<pid>_<nanos>_<tag>` and drops
+//! it at the end, also when it fails; schemas left by test processes that were killed are
+//! dropped by the next run.
+//!
+//! # The checks ([`check_run`])
+//!
+//! A *step instance* is `(execution, step, iteration)`; a *run* of it is a `begin` line of a
+//! worker's run log and the `end` line that follows it in the same log. Each execution's output
+//! names, for each of its step instances, the run whose result was committed (its token
+//! `<worker>@<begin-nanos>`). Then:
+//!
+//! 1. **Every execution succeeded exactly once**, with the expected result: status `succeeded`,
+//!    one `ExecutionStarted` and one `ExecutionSucceeded` in its history, one `StepSucceeded`
+//!    per step instance, the value computed by hand, no lease left, an empty inbox.
+//! 2. **No completed step ran twice**: the committed run of each step instance exists in the
+//!    logs, ended, and is the *last* run of that instance to begin. A step instance may have
+//!    run before its committed run (at least once), but never after it: once its result was
+//!    committed, no worker ran its body again. Each earlier run must be explained by a run that
+//!    was cut off before its checkpoint committed; with [`Reruns::OnlyKilled`] (the SIGKILL
+//!    test), the only explanation accepted is the killed worker, and the cut-off run must be
+//!    the last thing that worker did for that execution (it died there). With
+//!    [`Reruns::Counted`] (the connection-loss test), a commit that failed because its
+//!    connection was cut explains it too, on any worker; such re-runs are counted and reported.
+//! 3. **No execution ran on two workers at once**: the step bodies of one execution, across
+//!    all logs, never overlap in time (wall-clock nanoseconds, one clock on one machine). A
+//!    body the killed worker began and never ended lasts until the kill. A body that began and
+//!    never ended on a worker that was not killed is an error (no run may be abandoned midway
+//!    by a live worker in these tests: that would mean a lost lease).
+//!
+//! Set `DURABLE_PG_KEEP_LOGS=1` to keep the run logs and the workers' standard errors (their
+//! `tracing` warnings) after a test; the test prints where.
+
+// Each test crate that includes this file uses only part of it.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use durable_core::store::{EventKind, ListFilter, PostgresOptions, PostgresStore, Status, Store};
+use durable_core::{Delivery, Engine};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::OnceCell;
+use tokio_postgres::{Client, NoTls};
+
+use crate::workflows::{self, Outcome, now_nanos};
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// The server's url, or why there is none.
+static SERVER: OnceCell<Result<String, String>> = OnceCell::const_new();
+
+/// The url of the test server, or `None` (after saying why on standard error) if the test must
+/// be skipped. Panics if `DURABLE_PG_URL` is set and the server cannot be reached.
+pub async fn server() -> Option<String> {
+    match SERVER.get_or_init(probe).await {
+        Ok(url) => Some(url.clone()),
+        Err(why) => {
+            // Past the test harness's capture, so that it shows even for a passing test.
+            let _ = writeln!(std::io::stderr(), "skipping PostgreSQL test: {why}");
+            eprintln!("skipping PostgreSQL test: {why}");
+            None
+        }
+    }
+}
+
+async fn probe() -> Result<String, String> {
+    let (url, required) = match std::env::var("DURABLE_PG_URL") {
+        Ok(url) => (url, true),
+        Err(_) => (DEFAULT_URL.to_owned(), false),
+    };
+    let connected = tokio::time::timeout(Duration::from_secs(5), tokio_postgres::connect(&url, NoTls)).await;
+    let why = match connected {
+        Ok(Ok((client, connection))) => {
+            tokio::spawn(connection);
+            drop_abandoned_schemas(&client).await;
+            return Ok(url);
+        }
+        Ok(Err(error)) => match std::error::Error::source(&error) {
+            Some(source) => format!("cannot connect to {url}: {error}: {source}"),
+            None => format!("cannot connect to {url}: {error}"),
+        },
+        Err(_) => format!("cannot connect to {url}: no answer within 5 seconds"),
+    };
+    if required {
+        panic!("DURABLE_PG_URL is set, but {why}");
+    }
+    Err(format!("{why} (set DURABLE_PG_URL to choose a server)"))
+}
+
+/// Drops the test schemas of this machine's test processes that died before their guards ran
+/// (their names carry the pid, and `/proc/<pid>` is gone).
+async fn drop_abandoned_schemas(client: &Client) {
+    let query = "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'durable\\_test\\_%'";
+    let Ok(rows) = client.query(query, &[]).await else { return };
+    for row in rows {
+        let schema: String = row.get(0);
+        let pid = schema.strip_prefix("durable_test_").and_then(|rest| rest.split('_').next());
+        let dead = pid.is_some_and(|pid| !Path::new("/proc").join(pid).exists());
+        if dead && Path::new("/proc/self").exists() {
+            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await;
+        }
+    }
+}
+
+/// A schema name no other test (of this run or another) uses, ending in `tag`.
+pub fn unique_schema(tag: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() % 1_000_000_000_000;
+    format!("durable_test_{}_{nanos}_{tag}", std::process::id())
+}
+
+/// Drops its schema (and everything in it) when dropped.
+pub struct SchemaGuard {
+    url: String,
+    schema: String,
+}
+
+impl SchemaGuard {
+    /// Guards `schema` on the server at `url`.
+    pub fn new(url: &str, schema: &str) -> Self {
+        SchemaGuard { url: url.to_owned(), schema: schema.to_owned() }
+    }
+}
+
+impl Drop for SchemaGuard {
+    fn drop(&mut self) {
+        let (url, schema) = (self.url.clone(), self.schema.clone());
+        // Drop runs inside the test's runtime, which cannot be blocked on: use a thread with a
+        // runtime of its own, and wait for it so the schema is gone when the test ends.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let admin = admin(&url).await;
+                admin.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await
+            })?;
+            Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+        });
+        match dropped.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => eprintln!("cannot drop test schema {}: {error}", self.schema),
+            Err(_) => eprintln!("cannot drop test schema {}: the thread panicked", self.schema),
+        }
+    }
+}
+
+/// A plain connection for the test itself (named `durable_test_admin`).
+pub async fn admin(url: &str) -> Client {
+    let mut config: tokio_postgres::Config = url.parse().expect("a valid url");
+    config.application_name("durable_test_admin");
+    let (client, connection) = config.connect(NoTls).await.expect("admin connection");
+    tokio::spawn(connection);
+    client
+}
+
+/// The test's own engine on `schema`, with the workflows registered, for starting executions
+/// and sending events; its connections are named `<schema>_ctl`. Its run log (it should run no
+/// step body: an event it delivers at once is committed and left to the workers) is
+/// `<dir>/sender.log`, as worker `sender`.
+pub async fn control_engine(url: &str, schema: &str, dir: &Path) -> Engine<PostgresStore> {
+    let options = PostgresOptions {
+        schema: schema.to_owned(),
+        pool_size: 4,
+        application_name: format!("{schema}_ctl"),
+        ..PostgresOptions::default()
+    };
+    let store = PostgresStore::connect_with(url, options).await.expect("connect to the test server");
+    workflows::install(&dir.join("sender.log"), "sender").expect("the sender's run log");
+    workflows::register(Engine::builder(store))
+        .lease(workflows::LEASE)
+        .poll_interval(workflows::POLL)
+        .build()
+        .expect("the control engine")
+}
+
+/// A `pg-worker` process, killed if it is dropped while still running (a failed test).
+pub struct WorkerProcess {
+    /// Its worker name (the owner of its leases).
+    pub name: String,
+    /// Its run log.
+    pub log: PathBuf,
+    /// Its standard error (its `tracing` output).
+    pub stderr: PathBuf,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl WorkerProcess {
+    /// Starts worker `name` on `schema`, its connections named `application_name`, and waits
+    /// until it says it is ready (connected and listening).
+    pub async fn start(url: &str, schema: &str, name: &str, dir: &Path, application_name: &str) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let stderr = dir.join(format!("{name}.err"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pg-worker"))
+            .args([url, schema, name])
+            .arg(&log)
+            .arg(application_name)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).expect("a file for the worker's stderr"))
+            .env("NO_COLOR", "1")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the pg-worker binary starts");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("a piped stdout")).lines();
+        let mut worker = WorkerProcess { name: name.to_owned(), log, stderr, child, stdin, stdout };
+        let ready = tokio::time::timeout(Duration::from_secs(30), worker.stdout.next_line()).await;
+        match ready {
+            Ok(Ok(Some(line))) if line == "ready" => worker,
+            other => panic!("worker {name} did not get ready ({other:?}): {}", worker.stderr_tail()),
+        }
+    }
+
+    /// The last lines of its standard error.
+    pub fn stderr_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Kills it with SIGKILL and reaps it; returns the wall-clock nanoseconds once it is dead.
+    pub async fn kill(&mut self) -> u128 {
+        self.child.kill().await.expect("SIGKILL reaches the worker");
+        now_nanos()
+    }
+
+    /// Closes its standard input, which tells it to stop, and waits until it has exited 0.
+    pub async fn stop(&mut self) {
+        self.stdin.take();
+        match tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await {
+            Ok(Ok(status)) if status.success() => {}
+            other => panic!("worker {} did not stop cleanly ({other:?}): {}", self.name, self.stderr_tail()),
+        }
+    }
+}
+
+/// What the event sender did.
+#[derive(Debug, Default)]
+pub struct Sent {
+    /// Events delivered at once to an execution waiting for them.
+    pub delivered: AtomicUsize,
+    /// Events queued in an inbox (sent before the workflow reached its wait).
+    pub queued: AtomicUsize,
+    /// Sends that failed and were tried again.
+    pub retried: AtomicUsize,
+}
+
+/// Whether execution `i`'s event is sent right after it starts (usually before it waits): one
+/// in eight of those that wait for one.
+pub fn early(i: usize) -> bool {
+    workflows::event(i).is_some() && (i / workflows::WORKFLOWS.len()).is_multiple_of(8)
+}
+
+/// Starts the executions of `range`, `streams` at a time, sending the [`early`] events right
+/// after their executions start; returns how long it took.
+pub async fn start_all(
+    engine: &Engine<PostgresStore>,
+    range: std::ops::Range<usize>,
+    streams: usize,
+    sent: &Arc<Sent>,
+) -> Duration {
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for stream in 0..streams {
+        let (engine, sent, range) = (engine.clone(), Arc::clone(sent), range.clone());
+        tasks.spawn(async move {
+            for i in range.skip(stream).step_by(streams) {
+                workflows::start(&engine, i).await.expect("start an execution");
+                if early(i) {
+                    let mut pending: BTreeMap<String, (&'static str, u64)> = BTreeMap::new();
+                    let id = workflows::execution(i).0;
+                    pending.extend(workflows::event(i).map(|event| (id.clone(), event)));
+                    while !pending.is_empty() {
+                        send_one(&engine, &mut pending, &id, &sent).await;
+                    }
+                }
+            }
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.expect("a starter task");
+    }
+    started.elapsed()
+}
+
+/// Sends its event to each of executions `0..count` that waits for one, except the [`early`]
+/// ones, once the store shows it waiting; returns once all are sent or `stop` is set.
+pub async fn send_events(engine: Engine<PostgresStore>, count: usize, stop: Arc<AtomicBool>, sent: Arc<Sent>) {
+    let mut pending: BTreeMap<String, (&'static str, u64)> = (0..count)
+        .filter(|&i| !early(i))
+        .filter_map(|i| workflows::event(i).map(|event| (workflows::execution(i).0, event)))
+        .collect();
+    while !pending.is_empty() && !stop.load(Ordering::Relaxed) {
+        let filter = ListFilter { status: Some(Status::Suspended), ..ListFilter::default() };
+        let waiting: Vec<String> = match engine.store().list(filter).await {
+            Ok(records) => records
+                .into_iter()
+                .filter(|r| r.waiting_for.is_some() && pending.contains_key(&r.id))
+                .map(|r| r.id)
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        for id in waiting {
+            send_one(&engine, &mut pending, &id, &sent).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn send_one(
+    engine: &Engine<PostgresStore>,
+    pending: &mut BTreeMap<String, (&'static str, u64)>,
+    id: &str,
+    sent: &Sent,
+) {
+    let Some(&(name, payload)) = pending.get(id) else { return };
+    match engine.send_event(id, name, &payload).await {
+        Ok(Delivery::Delivered) => sent.delivered.fetch_add(1, Ordering::Relaxed),
+        Ok(Delivery::Queued) => sent.queued.fetch_add(1, Ordering::Relaxed),
+        Err(error) => {
+            eprintln!("sending {name} to {id} failed, will try again: {error}");
+            sent.retried.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    pending.remove(id);
+}
+
+/// Waits until all of executions `0..count` have finished; panics after `limit`, listing the
+/// unfinished ones. Returns how long it took.
+pub async fn wait_all_finished(store: &PostgresStore, count: usize, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let records = store.list(ListFilter::default()).await.expect("list the executions");
+        let unfinished: Vec<_> = records.iter().filter(|r| !r.status.is_terminal()).collect();
+        if records.len() == count && unfinished.is_empty() {
+            return started.elapsed();
+        }
+        if started.elapsed() > limit {
+            let sample: Vec<_> = unfinished.iter().take(10).collect();
+            panic!("{} of {count} executions unfinished after {limit:?}, e.g. {sample:#?}", unfinished.len());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One run of a step body, from a run log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// The worker that ran it.
+    pub worker: String,
+    /// `(execution, step, iteration)`.
+    pub key: (String, String, u32),
+    /// When it began (wall-clock nanoseconds).
+    pub begin: u128,
+    /// When it ended, if it did.
+    pub end: Option<u128>,
+}
+
+/// The runs in the run log at `path`, in the order they began.
+pub fn read_runs(path: &Path) -> Vec<Run> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut runs: Vec<Run> = Vec::new();
+    let mut open: HashMap<(String, String, u32), usize> = HashMap::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let [what, execution, step, iteration, worker, at] = fields.as_slice() else {
+            panic!("{}: malformed line `{line}`", path.display());
+        };
+        let key = (execution.to_string(), step.to_string(), iteration.parse().expect("an iteration"));
+        let at: u128 = at.parse().expect("a timestamp");
+        match *what {
+            "begin" => {
+                open.insert(key.clone(), runs.len());
+                runs.push(Run { worker: worker.to_string(), key, begin: at, end: None });
+            }
+            "end" => {
+                let index = open.remove(&key).unwrap_or_else(|| panic!("{}: `{line}` ends nothing", path.display()));
+                assert!(at >= runs[index].begin, "{}: `{line}` ends before it began", path.display());
+                runs[index].end = Some(at);
+            }
+            _ => panic!("{}: malformed line `{line}`", path.display()),
+        }
+    }
+    runs
+}
+
+/// How re-runs of a step instance (runs before its committed run) are judged; see the module
+/// docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reruns {
+    /// Only the killed worker, in the last thing it did for that execution, may have left one.
+    OnlyKilled,
+    /// Any worker whose commit failed (its connection was cut) may have left one; counted.
+    Counted,
+}
+
+/// What [`check_run`] measured.
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// Step bodies run, by worker.
+    pub bodies: BTreeMap<String, usize>,
+    /// Executions each worker ran at least one step body of.
+    pub executions: BTreeMap<String, usize>,
+    /// Step results each worker computed that were committed.
+    pub committed: BTreeMap<String, usize>,
+    /// Runs of step instances before their committed run: `(worker, execution, step, iteration)`.
+    pub reruns: Vec<(String, String, String, u32)>,
+}
+
+/// Checks executions `0..count` and the run logs of `logs` against the rules of the module docs;
+/// `killed` is the killed worker and when it was dead, if one was.
+pub async fn check_run(
+    store: &PostgresStore,
+    count: usize,
+    logs: &[PathBuf],
+    killed: Option<(&str, u128)>,
+    reruns: Reruns,
+) -> Findings {
+    let mut findings = Findings::default();
+    let mut by_execution: HashMap<String, Vec<Run>> = HashMap::new();
+    for log in logs {
+        for run in read_runs(log) {
+            *findings.bodies.entry(run.worker.clone()).or_default() += 1;
+            by_execution.entry(run.key.0.clone()).or_default().push(run);
+        }
+    }
+    for runs in by_execution.values() {
+        let workers: HashSet<&str> = runs.iter().map(|run| run.worker.as_str()).collect();
+        for worker in workers {
+            *findings.executions.entry(worker.to_owned()).or_default() += 1;
+        }
+    }
+    let known: HashSet<String> = (0..count).map(|i| workflows::execution(i).0).collect();
+    let strangers: Vec<&String> = by_execution.keys().filter(|id| !known.contains(*id)).collect();
+    assert!(strangers.is_empty(), "step bodies ran for unknown executions {strangers:?}");
+
+    for i in 0..count {
+        let (id, workflow, _) = workflows::execution(i);
+        let runs = by_execution.remove(&id).unwrap_or_default();
+        let committed = check_execution(store, i, &runs).await;
+        check_exclusive(&id, &runs, killed);
+        check_reruns(&id, workflow, &runs, &committed, killed, reruns, &mut findings);
+    }
+    findings
+}
+
+/// Rule 1 for execution `i`; returns the committed run of each of its step instances, as
+/// `(step, iteration, worker, begin)`.
+async fn check_execution(store: &PostgresStore, i: usize, runs: &[Run]) -> Vec<(String, u32, String, u128)> {
+    let (id, workflow, _) = workflows::execution(i);
+    let record = store.load(&id).await.expect("load").unwrap_or_else(|| panic!("EXECUTION LOST: {id}"));
+    let history = store.history(&id).await.expect("history");
+    assert_eq!(record.status, Status::Succeeded, "{id} ({workflow}) succeeded: {record:#?}");
+    let count = |kind: EventKind| history.iter().filter(|e| e.kind == kind).count();
+    assert_eq!(count(EventKind::ExecutionStarted), 1, "{id} started exactly once");
+    assert_eq!(count(EventKind::ExecutionSucceeded), 1, "{id} succeeded exactly once");
+    assert!(record.lease.is_none(), "{id} holds no lease: {:?}", record.lease);
+    assert!(store.inbox(&id).await.expect("inbox").is_empty(), "{id} consumed its events");
+    let steps = workflows::steps(i);
+    let succeeded: Vec<&str> =
+        history.iter().filter(|e| e.kind == EventKind::StepSucceeded).filter_map(|e| e.point.as_deref()).collect();
+    let expected: Vec<&str> = steps.iter().map(|(step, _)| *step).collect();
+    assert_eq!(succeeded, expected, "{id}: one StepSucceeded per step instance, in order");
+
+    let output = record.output.as_deref().unwrap_or_default();
+    let returned: Result<Outcome, serde_json::Value> =
+        serde_json::from_str(output).unwrap_or_else(|e| panic!("{id}: output `{output}`: {e}"));
+    let outcome = returned.unwrap_or_else(|error| panic!("{id} returned an error: {error}"));
+    assert_eq!(outcome.value, workflows::expected_value(i), "{id} ({workflow}) returned the expected value");
+    assert_eq!(outcome.runs.len(), steps.len(), "{id}: one committed run per step instance: {outcome:?}");
+    let mut committed = Vec::new();
+    for ((step, iteration), token) in steps.iter().zip(&outcome.runs) {
+        let parsed = token
+            .strip_prefix(&format!("{step}/{iteration}="))
+            .and_then(|run| run.split_once('@'))
+            .and_then(|(worker, begin)| Some((worker.to_owned(), begin.parse::<u128>().ok()?)));
+        let Some((worker, begin)) = parsed else {
+            panic!("{id}: malformed run token `{token}` for {step}/{iteration}")
+        };
+        let run = runs
+            .iter()
+            .find(|run| run.worker == worker && run.begin == begin && run.key.1 == *step && run.key.2 == *iteration);
+        let run = run.unwrap_or_else(|| panic!("{id}: the committed run {token} is in no run log"));
+        assert!(run.end.is_some(), "{id}: the committed run {token} never ended");
+        committed.push((step.to_string(), *iteration, worker, begin));
+    }
+    committed
+}
+
+/// Rule 3: the step bodies of one execution never overlap.
+pub fn check_exclusive(id: &str, runs: &[Run], killed: Option<(&str, u128)>) {
+    let mut intervals: Vec<(u128, u128, &Run)> = runs
+        .iter()
+        .map(|run| {
+            let end = match (run.end, killed) {
+                (Some(end), _) => end,
+                (None, Some((worker, at))) if worker == run.worker => at,
+                (None, _) => panic!("{id}: a step body began and never ended on a live worker: {run:?}"),
+            };
+            (run.begin, end, run)
+        })
+        .collect();
+    intervals.sort_by_key(|(begin, _, _)| *begin);
+    let mut latest: Option<(u128, &Run)> = None;
+    for (begin, end, run) in intervals {
+        if let Some((until, other)) = latest
+            && begin <= until
+        {
+            panic!("{id} RAN ON TWO WORKERS AT ONCE: {run:?} began before {other:?} ended");
+        }
+        if latest.is_none_or(|(until, _)| end > until) {
+            latest = Some((end, run));
+        }
+    }
+    if let Some((worker, at)) = killed {
+        for run in runs.iter().filter(|run| run.worker == worker) {
+            assert!(run.begin <= at && run.end.is_none_or(|end| end <= at), "{id}: {run:?} after the kill");
+        }
+    }
+}
+
+/// Rule 2: the committed run of each step instance (`(step, iteration, worker, begin)`) is its
+/// last run; earlier runs are explained.
+pub fn check_reruns(
+    id: &str,
+    workflow: &str,
+    runs: &[Run],
+    committed: &[(String, u32, String, u128)],
+    killed: Option<(&str, u128)>,
+    reruns: Reruns,
+    findings: &mut Findings,
+) {
+    let instances: HashSet<(&str, u32)> = committed.iter().map(|(step, k, _, _)| (step.as_str(), *k)).collect();
+    for run in runs {
+        assert!(
+            instances.contains(&(run.key.1.as_str(), run.key.2)),
+            "{id} ({workflow}): a run of a step instance it does not have: {run:?}"
+        );
+    }
+    for (step, iteration, worker, begin) in committed {
+        *findings.committed.entry(worker.clone()).or_default() += 1;
+        for run in runs.iter().filter(|run| run.key.1 == *step && run.key.2 == *iteration) {
+            if run.worker == *worker && run.begin == *begin {
+                continue;
+            }
+            assert!(
+                run.begin < *begin,
+                "{id}: step {step}/{iteration} RAN AGAIN AFTER ITS RESULT WAS COMMITTED: committed run \
+                 {worker}@{begin}, later run {run:?}"
+            );
+            if reruns == Reruns::OnlyKilled {
+                let Some((dead, _)) = killed.filter(|(dead, _)| *dead == run.worker) else {
+                    panic!("{id}: step {step}/{iteration} ran twice, and not because its worker was killed: {run:?}");
+                };
+                let last = runs.iter().filter(|r| r.worker == dead).map(|r| r.begin).max();
+                assert_eq!(
+                    last,
+                    Some(run.begin),
+                    "{id}: {dead} re-ran {step}/{iteration} but was not killed there: {run:?}"
+                );
+            }
+            findings.reruns.push((run.worker.clone(), id.to_owned(), step.clone(), *iteration));
+        }
+    }
+}
+
+/// Cuts, from the server side, every connection whose `application_name` is one of `names`,
+/// and waits until the server has closed them all; returns how many there were.
+pub async fn cut_connections(admin: &Client, names: &[String]) -> usize {
+    let find = "SELECT pid FROM pg_stat_activity WHERE application_name = ANY($1) AND pid <> pg_backend_pid()";
+    let pids: Vec<i32> = admin.query(find, &[&names]).await.expect("find").iter().map(|row| row.get(0)).collect();
+    admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", &[&pids]).await.expect("cut");
+    let alive = "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)";
+    for _ in 0..500 {
+        let left: i64 = admin.query_one(alive, &[&pids]).await.expect("count").get(0);
+        if left == 0 {
+            return pids.len();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the server did not close the connections it was told to");
+}
+
+/// How many connections each of `names` has open now.
+pub async fn connections(admin: &Client, names: &[String]) -> BTreeMap<String, i64> {
+    let query = "SELECT application_name, count(*) FROM pg_stat_activity WHERE application_name = ANY($1) \
+                 GROUP BY application_name";
+    let rows = admin.query(query, &[&names]).await.expect("count connections");
+    let mut counts: BTreeMap<String, i64> = names.iter().map(|name| (name.clone(), 0)).collect();
+    for row in rows {
+        counts.insert(row.get(0), row.get(1));
+    }
+    counts
+}
+
+/// A temporary directory for the run logs and the workers' standard errors.
+pub fn log_dir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("durable-pg-").tempdir().expect("a temporary directory")
+}
+
+/// Keeps `dir` (and says where) if `DURABLE_PG_KEEP_LOGS` is set; otherwise it is removed.
+pub fn keep_if_asked(dir: tempfile::TempDir) {
+    if std::env::var_os("DURABLE_PG_KEEP_LOGS").is_some() {
+        eprintln!("run logs and worker logs kept in {}", dir.keep().display());
+    }
+}
