@@ -35,6 +35,8 @@ use std::time::Duration;
 
 use crate::time::Timestamp;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod columns;
 mod error;
 mod memory;
 #[cfg(feature = "postgres")]

@@ -9,21 +9,11 @@ use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, ToSql};
 
 use super::describe;
+use crate::store::columns::Columns;
+pub(super) use crate::store::columns::{int, millis};
 use crate::store::{
     EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Lease, Snapshot, Status, StepRecord, StoreError, WorkflowInfo,
 };
-use crate::time::Timestamp;
-
-/// A timestamp as stored: `u64` milliseconds clamped to `i64::MAX` (the year 292 million),
-/// which only "never" timestamps such as `Timestamp::from_millis(u64::MAX)` reach.
-pub(super) fn millis(at: Timestamp) -> i64 {
-    int(at.as_millis())
-}
-
-/// A count or sequence number as stored (`BIGINT`), clamped to `i64::MAX`.
-pub(super) fn int(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
 
 /// Reads the columns of one row, turning every surprise into [`StoreError::Corrupt`].
 struct Reader<'r> {
@@ -36,49 +26,19 @@ impl<'r> Reader<'r> {
         let row: &'r Row = self.row;
         row.try_get(index).map_err(|e| StoreError::corrupt(self.id, format!("column `{column}`: {}", describe(&e))))
     }
+}
 
-    fn text(&self, index: usize, column: &str) -> Result<String, StoreError> {
-        let text: Option<String> = self.get(index, column)?;
-        text.ok_or_else(|| StoreError::corrupt(self.id, format!("`{column}` is missing")))
+impl Columns for Reader<'_> {
+    fn id(&self) -> &str {
+        self.id
     }
 
-    fn opt_u64(&self, index: usize, column: &str) -> Result<Option<u64>, StoreError> {
-        match self.get::<Option<i64>>(index, column)? {
-            None => Ok(None),
-            Some(n) => u64::try_from(n)
-                .map(Some)
-                .map_err(|_| StoreError::corrupt(self.id, format!("`{column}` is negative ({n})"))),
-        }
+    fn opt_text(&self, index: usize, column: &str) -> Result<Option<String>, StoreError> {
+        self.get(index, column)
     }
 
-    fn u64(&self, index: usize, column: &str) -> Result<u64, StoreError> {
-        self.opt_u64(index, column)?.ok_or_else(|| StoreError::corrupt(self.id, format!("`{column}` is missing")))
-    }
-
-    fn opt_u32(&self, index: usize, column: &str) -> Result<Option<u32>, StoreError> {
-        match self.opt_u64(index, column)? {
-            None => Ok(None),
-            Some(n) => u32::try_from(n)
-                .map(Some)
-                .map_err(|_| StoreError::corrupt(self.id, format!("`{column}` is out of range ({n})"))),
-        }
-    }
-
-    fn opt_time(&self, index: usize, column: &str) -> Result<Option<Timestamp>, StoreError> {
-        Ok(self.opt_u64(index, column)?.map(Timestamp::from_millis))
-    }
-
-    fn time(&self, index: usize, column: &str) -> Result<Timestamp, StoreError> {
-        self.u64(index, column).map(Timestamp::from_millis)
-    }
-
-    fn parsed<T: std::str::FromStr<Err: std::fmt::Display>>(
-        &self,
-        index: usize,
-        column: &str,
-    ) -> Result<T, StoreError> {
-        let text = self.text(index, column)?;
-        text.parse().map_err(|e| StoreError::corrupt(self.id, format!("`{column}`: {e}")))
+    fn opt_i64(&self, index: usize, column: &str) -> Result<Option<i64>, StoreError> {
+        self.get(index, column)
     }
 }
 

@@ -7,10 +7,11 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::sql;
+pub(super) use crate::store::columns::millis;
+use crate::store::columns::{Columns, int};
 use crate::store::{
     EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Lease, Snapshot, Status, StepRecord, StoreError,
 };
-use crate::time::Timestamp;
 
 /// The migrations, in order: migration `i` (from 0) brings the schema to version `i + 1`.
 /// Never edit a released migration: add a new one.
@@ -78,16 +79,6 @@ pub(super) const RECORD_COLUMNS: &str = "id, workflow, status, input, snapshot_p
     step_started, step_retry_at, waiting_for, version, lease_owner, lease_until, created_at, \
     updated_at";
 
-/// A timestamp as stored: `u64` milliseconds clamped to `i64::MAX` (the year 292 million),
-/// which only "never" timestamps such as `Timestamp::from_millis(u64::MAX)` reach.
-pub(super) fn millis(at: Timestamp) -> i64 {
-    i64::try_from(at.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn int(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
 /// Reads the columns of one row, turning every surprise into [`StoreError::Corrupt`].
 struct Reader<'r, 'a> {
     row: &'r Row<'a>,
@@ -97,6 +88,12 @@ struct Reader<'r, 'a> {
 impl Reader<'_, '_> {
     fn value(&self, index: usize, column: &str) -> Result<ValueRef<'_>, StoreError> {
         self.row.get_ref(index).map_err(|e| StoreError::corrupt(self.id, format!("column `{column}`: {e}")))
+    }
+}
+
+impl Columns for Reader<'_, '_> {
+    fn id(&self) -> &str {
+        self.id
     }
 
     fn opt_text(&self, index: usize, column: &str) -> Result<Option<String>, StoreError> {
@@ -110,48 +107,12 @@ impl Reader<'_, '_> {
         }
     }
 
-    fn text(&self, index: usize, column: &str) -> Result<String, StoreError> {
-        self.opt_text(index, column)?.ok_or_else(|| StoreError::corrupt(self.id, format!("`{column}` is missing")))
-    }
-
-    fn opt_u64(&self, index: usize, column: &str) -> Result<Option<u64>, StoreError> {
+    fn opt_i64(&self, index: usize, column: &str) -> Result<Option<i64>, StoreError> {
         match self.value(index, column)? {
             ValueRef::Null => Ok(None),
-            ValueRef::Integer(n) => u64::try_from(n)
-                .map(Some)
-                .map_err(|_| StoreError::corrupt(self.id, format!("`{column}` is negative ({n})"))),
+            ValueRef::Integer(n) => Ok(Some(n)),
             _ => Err(StoreError::corrupt(self.id, format!("`{column}` is not an integer"))),
         }
-    }
-
-    fn u64(&self, index: usize, column: &str) -> Result<u64, StoreError> {
-        self.opt_u64(index, column)?.ok_or_else(|| StoreError::corrupt(self.id, format!("`{column}` is missing")))
-    }
-
-    fn opt_u32(&self, index: usize, column: &str) -> Result<Option<u32>, StoreError> {
-        match self.opt_u64(index, column)? {
-            None => Ok(None),
-            Some(n) => u32::try_from(n)
-                .map(Some)
-                .map_err(|_| StoreError::corrupt(self.id, format!("`{column}` is out of range ({n})"))),
-        }
-    }
-
-    fn opt_time(&self, index: usize, column: &str) -> Result<Option<Timestamp>, StoreError> {
-        Ok(self.opt_u64(index, column)?.map(Timestamp::from_millis))
-    }
-
-    fn time(&self, index: usize, column: &str) -> Result<Timestamp, StoreError> {
-        self.u64(index, column).map(Timestamp::from_millis)
-    }
-
-    fn parsed<T: std::str::FromStr<Err: std::fmt::Display>>(
-        &self,
-        index: usize,
-        column: &str,
-    ) -> Result<T, StoreError> {
-        let text = self.text(index, column)?;
-        text.parse().map_err(|e| StoreError::corrupt(self.id, format!("`{column}`: {e}")))
     }
 }
 
