@@ -384,3 +384,29 @@ async fn events_delivered_early_are_kept_and_timeouts_are_values() {
     let result = crash_everywhere_with_events(await_payment, "o-9".into(), &events, layout).await;
     assert_eq!(result, Ok("o-9-r paid 7 approved false".to_owned()));
 }
+
+// ------------------------------------------------------------------ ranges
+
+#[durable]
+async fn ranges(n: u64) -> Result<u64, WorkflowError> {
+    let mut total = 0;
+    for i in 0..n {
+        total += step!("add", effect(format!("add {i}"), i).await)?;
+    }
+    for j in 1..=2u64 {
+        total += step!("bonus", effect(format!("bonus {j}"), j * 100).await)?;
+    }
+    Ok(total)
+}
+
+#[tokio::test]
+async fn a_range_loop_stores_what_is_left_of_the_range() {
+    let layout: Layout = &[("add", &["__iter1", "total"]), ("bonus", &["__iter2", "total"])];
+    // Crashing after the last `bonus` checkpoint checks that an exhausted `1..=2` does not run
+    // its last iteration again.
+    assert_eq!(crash_everywhere(ranges, 50, layout).await, Ok(1_225 + 300));
+    let mut run = durable_core::testing::TestRun::start(ranges, "r", 1000);
+    run.run_to_end().await.unwrap().unwrap();
+    let first: serde_json::Value = serde_json::from_str(&run.stored().checkpoints[0].state).unwrap();
+    assert_eq!(first["add"]["__iter1"], serde_json::json!({ "start": 1, "end": 1000 }), "two numbers, not 999");
+}

@@ -2,6 +2,7 @@
 //! without notice.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::time::Duration;
 
 pub use serde;
@@ -204,6 +205,43 @@ pub fn no_timeout<T>(result: Result<T, Timeout>) -> Option<T> {
 #[inline]
 pub fn remaining<I: IntoIterator>(iterable: I) -> VecDeque<I::Item> {
     iterable.into_iter().collect()
+}
+
+/// A `for` loop over `a..b` keeps the range itself: what is left is `start..end`, two numbers
+/// whatever the length.
+#[inline]
+pub fn range<A>(range: Range<A>) -> Range<A>
+where
+    Range<A>: Iterator<Item = A>,
+{
+    range
+}
+
+/// What a stored `for` loop takes its next item from.
+pub trait Remaining {
+    /// The loop's items.
+    type Item;
+    /// The next item, removed from what is left.
+    fn take_next(&mut self) -> Option<Self::Item>;
+}
+
+impl<T> Remaining for VecDeque<T> {
+    type Item = T;
+    #[inline]
+    fn take_next(&mut self) -> Option<T> {
+        self.pop_front()
+    }
+}
+
+impl<A> Remaining for Range<A>
+where
+    Range<A>: Iterator<Item = A>,
+{
+    type Item = A;
+    #[inline]
+    fn take_next(&mut self) -> Option<A> {
+        self.next()
+    }
 }
 
 /// The retry policy of a step with none given.

@@ -212,7 +212,9 @@ impl Lowerer {
             let name = format!("__iter{n}");
             let id = self.bind_hidden(&name, true, None);
             let ident = &self.bindings[id].ident;
-            code.extend(q!(let mut #ident = ::durable_core::__private::remaining(#iterable);));
+            // `a..b` is stored as the range left (two numbers); anything else as the items left.
+            let keep = if is_half_open_range(&for_loop.expr) { q!(range) } else { q!(remaining) };
+            code.extend(q!(let mut #ident = ::durable_core::__private::#keep(#iterable);));
             Some(id)
         } else {
             None
@@ -235,7 +237,7 @@ impl Lowerer {
                     let pat = &f.pat;
                     let body = this.block(scan::bindings(pat), body, Cont::Jump(head));
                     let exit = this.jump(after, None);
-                    q!(if let ::core::option::Option::Some(#pat) = #ident.pop_front() #body else { #exit })
+                    q!(if let ::core::option::Option::Some(#pat) = ::durable_core::__private::Remaining::take_next(&mut #ident) #body else { #exit })
                 }
                 _ => this.block(Vec::new(), body, Cont::Jump(head)),
             };
@@ -266,5 +268,17 @@ impl Lowerer {
             None => self.loops.last()?,
         };
         Some((ctx.head, ctx.after))
+    }
+}
+
+/// `a..b` with both ends: a range whose stored form (`start`, `end`) says exactly what is left.
+/// `a..=b` is not one: serde does not store whether it is exhausted.
+fn is_half_open_range(expr: &Expr) -> bool {
+    match expr {
+        Expr::Paren(paren) => is_half_open_range(&paren.expr),
+        Expr::Range(range) => {
+            range.start.is_some() && range.end.is_some() && matches!(range.limits, syn::RangeLimits::HalfOpen(_))
+        }
+        _ => false,
     }
 }
