@@ -97,7 +97,15 @@ pub trait Store: Send + Sync + 'static {
     /// to the history with the next sequence numbers (the `seq` passed in is ignored); the inbox
     /// events whose seqs are in `commit.consume` are deleted (seqs not in this execution's inbox
     /// are ignored); and if `commit.release_lease`, the lease is cleared. Returns the new record.
-    fn commit(&self, commit: Commit) -> impl Future<Output = Result<ExecutionRecord, StoreError>> + Send;
+    ///
+    /// Provided as a batch of one; a backend may do better.
+    fn commit(&self, commit: Commit) -> impl Future<Output = Result<ExecutionRecord, StoreError>> + Send {
+        async move {
+            let id = commit.id.clone();
+            let mut results = self.commit_batch(vec![commit]).await?;
+            results.pop().unwrap_or(Err(StoreError::NotFound(id)))
+        }
+    }
 
     /// Applies several commits in one transaction (one sync to disk): the group commit.
     ///

@@ -401,12 +401,6 @@ impl Store for PostgresStore {
         rows.first().map(decode_record).transpose()
     }
 
-    async fn commit(&self, commit: Commit) -> Result<ExecutionRecord, StoreError> {
-        let id = commit.id.clone();
-        let mut results = self.commit_batch(vec![commit]).await?;
-        results.pop().unwrap_or(Err(StoreError::NotFound(id)))
-    }
-
     async fn commit_batch(&self, commits: Vec<Commit>) -> Result<Vec<Result<ExecutionRecord, StoreError>>, StoreError> {
         if commits.is_empty() {
             return Ok(Vec::new());

@@ -345,12 +345,6 @@ impl Store for SqliteStore {
         self.read("load an execution", move |conn| load_record(conn, &id)).await
     }
 
-    async fn commit(&self, commit: Commit) -> Result<ExecutionRecord, StoreError> {
-        let id = commit.id.clone();
-        let mut results = self.commit_batch(vec![commit]).await?;
-        results.pop().unwrap_or(Err(StoreError::NotFound(id)))
-    }
-
     async fn commit_batch(&self, commits: Vec<Commit>) -> Result<Vec<Result<ExecutionRecord, StoreError>>, StoreError> {
         if commits.is_empty() {
             return Ok(Vec::new());
