@@ -213,16 +213,17 @@ async fn options_set_wal_and_synchronous() {
             .call(|conn| {
                 let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
                 let sync: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0)).unwrap();
-                Ok((mode, sync))
+                let stable = conn.db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG).unwrap();
+                Ok((mode, sync, stable))
             })
             .await
             .unwrap()
     };
     let full = SqliteStore::open(dir.path().join("full.db")).unwrap();
-    assert_eq!(pragmas(full).await, ("wal".to_owned(), 2));
+    assert_eq!(pragmas(full).await, ("wal".to_owned(), 2, true), "WAL, FULL, stable query plans");
     let options = SqliteOptions { synchronous: Synchronous::Normal, ..SqliteOptions::default() };
     let normal = SqliteStore::open_with(dir.path().join("normal.db"), options).unwrap();
-    assert_eq!(pragmas(normal).await, ("wal".to_owned(), 1));
+    assert_eq!(pragmas(normal).await, ("wal".to_owned(), 1, true));
 }
 
 /// Two stores on one file act like two processes: SQLite's locks keep their claims apart.
