@@ -285,3 +285,31 @@ async fn a_version_1_file_is_read_as_it_is_and_migrated_when_opened_for_writing(
     let version: i64 = Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
     assert_eq!(version, 2);
 }
+
+/// Every engine start registers its workflows: registering the build that is already the latest
+/// writes nothing, and another build in between still makes a registration the latest again.
+#[tokio::test]
+async fn registering_the_latest_build_again_writes_nothing() {
+    let (store, _dir) = fresh();
+    let info = |fingerprint: &str| WorkflowInfo {
+        name: "order".to_owned(),
+        fingerprint: fingerprint.to_owned(),
+        facts_json: format!("{{\"fingerprint\":\"{fingerprint}\"}}"),
+    };
+    store.register_workflow(info("a")).await.unwrap();
+    let before = total_changes(&store).await;
+    store.register_workflow(info("a")).await.unwrap();
+    assert_eq!(total_changes(&store).await, before, "the latest build registered again: no write");
+    store.register_workflow(info("b")).await.unwrap();
+    store.register_workflow(info("a")).await.unwrap();
+    assert_eq!(store.workflow("order", None).await.unwrap(), Some(info("a")), "a is the latest again");
+    assert!(total_changes(&store).await > before);
+}
+
+/// Rows changed on the store's connection since it was opened.
+async fn total_changes(store: &SqliteStore) -> i64 {
+    store
+        .call(|conn| Ok(conn.query_row("SELECT total_changes()", [], |row| row.get::<_, i64>(0)).unwrap()))
+        .await
+        .unwrap()
+}
