@@ -5,7 +5,7 @@
 use std::fmt::Display;
 use std::str::FromStr;
 
-use super::StoreError;
+use super::{ExecutionRecord, Lease, Snapshot, StepRecord, StoreError};
 use crate::time::Timestamp;
 
 /// A timestamp as stored: `u64` milliseconds clamped to `i64::MAX` (the year 292 million),
@@ -34,6 +34,17 @@ pub(crate) trait Columns {
     /// A text column that must not be NULL.
     fn text(&self, index: usize, column: &str) -> Result<String, StoreError> {
         self.opt_text(index, column)?.ok_or_else(|| StoreError::corrupt(self.id(), format!("`{column}` is missing")))
+    }
+
+    /// A boolean column, `None` for NULL. Stored as the integer 0 or 1 unless a backend has
+    /// booleans of its own.
+    fn opt_bool(&self, index: usize, column: &str) -> Result<Option<bool>, StoreError> {
+        match self.opt_i64(index, column)? {
+            None => Ok(None),
+            Some(0) => Ok(Some(false)),
+            Some(1) => Ok(Some(true)),
+            Some(n) => Err(StoreError::corrupt(self.id(), format!("`{column}` is not a boolean ({n})"))),
+        }
     }
 
     /// A non-negative integer column, `None` for NULL.
@@ -76,4 +87,51 @@ pub(crate) trait Columns {
         let text = self.text(index, column)?;
         text.parse().map_err(|e| StoreError::corrupt(self.id(), format!("`{column}`: {e}")))
     }
+}
+
+/// The columns both SQL backends select for an execution record, in this order.
+pub(crate) const RECORD_COLUMNS: &str = "id, workflow, status, input, snapshot_point, \
+    snapshot_fingerprint, snapshot_state, output, wake_at, step_point, step_attempt, \
+    step_started, step_retry_at, waiting_for, version, lease_owner, lease_until, created_at, \
+    updated_at";
+
+/// Decodes a row of [`RECORD_COLUMNS`] whose id (column 0) `r` already names.
+pub(crate) fn decode_record(r: &impl Columns) -> Result<ExecutionRecord, StoreError> {
+    let id = r.id().to_owned();
+    let snapshot = match (
+        r.opt_text(4, "snapshot_point")?,
+        r.opt_text(5, "snapshot_fingerprint")?,
+        r.opt_text(6, "snapshot_state")?,
+    ) {
+        (None, None, None) => None,
+        (Some(point), Some(fingerprint), Some(state)) => Some(Snapshot { point, fingerprint, state }),
+        _ => return Err(StoreError::corrupt(&id, "the snapshot is partly missing")),
+    };
+    let step = match (r.opt_text(9, "step_point")?, r.opt_u32(10, "step_attempt")?, r.opt_bool(11, "step_started")?) {
+        (None, None, None) => None,
+        (Some(point), Some(attempt), Some(started)) => {
+            Some(StepRecord { point, attempt, started, retry_at: r.opt_time(12, "step_retry_at")? })
+        }
+        _ => return Err(StoreError::corrupt(&id, "the step record is partly missing")),
+    };
+    let lease = match (r.opt_text(15, "lease_owner")?, r.opt_time(16, "lease_until")?) {
+        (None, None) => None,
+        (Some(owner), Some(until)) => Some(Lease { owner, until }),
+        _ => return Err(StoreError::corrupt(&id, "the lease is partly missing")),
+    };
+    Ok(ExecutionRecord {
+        workflow: r.text(1, "workflow")?,
+        status: r.parsed(2, "status")?,
+        input: r.text(3, "input")?,
+        snapshot,
+        output: r.opt_text(7, "output")?,
+        wake_at: r.opt_time(8, "wake_at")?,
+        step,
+        waiting_for: r.opt_text(13, "waiting_for")?,
+        version: r.u64(14, "version")?,
+        lease,
+        created_at: r.time(17, "created_at")?,
+        updated_at: r.time(18, "updated_at")?,
+        id,
+    })
 }

@@ -9,11 +9,9 @@ use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, ToSql};
 
 use super::describe;
-use crate::store::columns::Columns;
+use crate::store::columns::{self, Columns};
 pub(super) use crate::store::columns::{int, millis};
-use crate::store::{
-    EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Lease, Snapshot, Status, StepRecord, StoreError, WorkflowInfo,
-};
+use crate::store::{EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Status, StoreError, WorkflowInfo};
 
 /// Reads the columns of one row, turning every surprise into [`StoreError::Corrupt`].
 struct Reader<'r> {
@@ -40,6 +38,10 @@ impl Columns for Reader<'_> {
     fn opt_i64(&self, index: usize, column: &str) -> Result<Option<i64>, StoreError> {
         self.get(index, column)
     }
+
+    fn opt_bool(&self, index: usize, column: &str) -> Result<Option<bool>, StoreError> {
+        self.get(index, column)
+    }
 }
 
 /// The id in column 0 of a record row, or a corrupt error about an unknown execution.
@@ -50,44 +52,7 @@ fn record_id(row: &Row) -> Result<String, StoreError> {
 /// Decodes a row of [`RECORD_COLUMNS`](super::schema::RECORD_COLUMNS).
 pub(super) fn decode_record(row: &Row) -> Result<ExecutionRecord, StoreError> {
     let id = record_id(row)?;
-    let r = Reader { row, id: &id };
-    let snapshot = match (
-        r.get::<Option<String>>(4, "snapshot_point")?,
-        r.get::<Option<String>>(5, "snapshot_fingerprint")?,
-        r.get::<Option<String>>(6, "snapshot_state")?,
-    ) {
-        (None, None, None) => None,
-        (Some(point), Some(fingerprint), Some(state)) => Some(Snapshot { point, fingerprint, state }),
-        _ => return Err(StoreError::corrupt(&id, "the snapshot is partly missing")),
-    };
-    let step =
-        match (r.get::<Option<String>>(9, "step_point")?, r.opt_u32(10, "step_attempt")?, r.get(11, "step_started")?) {
-            (None, None, None) => None,
-            (Some(point), Some(attempt), Some(started)) => {
-                Some(StepRecord { point, attempt, started, retry_at: r.opt_time(12, "step_retry_at")? })
-            }
-            _ => return Err(StoreError::corrupt(&id, "the step record is partly missing")),
-        };
-    let lease = match (r.get::<Option<String>>(15, "lease_owner")?, r.opt_time(16, "lease_until")?) {
-        (None, None) => None,
-        (Some(owner), Some(until)) => Some(Lease { owner, until }),
-        _ => return Err(StoreError::corrupt(&id, "the lease is partly missing")),
-    };
-    Ok(ExecutionRecord {
-        workflow: r.text(1, "workflow")?,
-        status: r.parsed(2, "status")?,
-        input: r.text(3, "input")?,
-        snapshot,
-        output: r.get(7, "output")?,
-        wake_at: r.opt_time(8, "wake_at")?,
-        step,
-        waiting_for: r.get(13, "waiting_for")?,
-        version: r.u64(14, "version")?,
-        lease,
-        created_at: r.time(17, "created_at")?,
-        updated_at: r.time(18, "updated_at")?,
-        id,
-    })
+    columns::decode_record(&Reader { row, id: &id })
 }
 
 /// A record locked for a batch of commits, with the last seq of its history.

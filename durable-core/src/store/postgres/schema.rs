@@ -158,10 +158,7 @@ pub(super) async fn migrate(client: &mut deadpool_postgres::Client, schema: &str
     tx.commit().await.map_err(pg(what))
 }
 
-/// The columns [`decode_record`](super::rows::decode_record) reads, in order.
-pub(super) const RECORD_COLUMNS: &str = "id, workflow, status, input, snapshot_point, snapshot_fingerprint, \
-    snapshot_state, output, wake_at, step_point, step_attempt, step_started, step_retry_at, waiting_for, version, \
-    lease_owner, lease_until, created_at, updated_at";
+pub(super) use crate::store::columns::RECORD_COLUMNS;
 
 /// Every statement the store runs, formatted for its schema.
 #[derive(Debug)]

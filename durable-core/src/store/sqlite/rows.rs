@@ -8,10 +8,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::sql;
 pub(super) use crate::store::columns::millis;
-use crate::store::columns::{Columns, int};
-use crate::store::{
-    EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Lease, Snapshot, Status, StepRecord, StoreError,
-};
+use crate::store::columns::{self, Columns, int};
+use crate::store::{EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Status, StoreError};
 
 /// The migrations, in order: migration `i` (from 0) brings the schema to version `i + 1`.
 /// Never edit a released migration: add a new one.
@@ -73,11 +71,7 @@ CREATE TABLE inbox (
 CREATE INDEX inbox_name ON inbox (execution_id, name);
 ";
 
-/// The columns [`decode_record`] reads, in order.
-pub(super) const RECORD_COLUMNS: &str = "id, workflow, status, input, snapshot_point, \
-    snapshot_fingerprint, snapshot_state, output, wake_at, step_point, step_attempt, \
-    step_started, step_retry_at, waiting_for, version, lease_owner, lease_until, created_at, \
-    updated_at";
+pub(super) use crate::store::columns::RECORD_COLUMNS;
 
 /// Reads the columns of one row, turning every surprise into [`StoreError::Corrupt`].
 struct Reader<'r, 'a> {
@@ -119,46 +113,7 @@ impl Columns for Reader<'_, '_> {
 /// Decodes a row of [`RECORD_COLUMNS`].
 pub(super) fn decode_record(row: &Row<'_>) -> Result<ExecutionRecord, StoreError> {
     let id = Reader { row, id: "?" }.text(0, "id")?;
-    let r = Reader { row, id: &id };
-    let snapshot = match (
-        r.opt_text(4, "snapshot_point")?,
-        r.opt_text(5, "snapshot_fingerprint")?,
-        r.opt_text(6, "snapshot_state")?,
-    ) {
-        (None, None, None) => None,
-        (Some(point), Some(fingerprint), Some(state)) => Some(Snapshot { point, fingerprint, state }),
-        _ => return Err(StoreError::corrupt(&id, "the snapshot is partly missing")),
-    };
-    let step = match (r.opt_text(9, "step_point")?, r.opt_u32(10, "step_attempt")?, r.opt_u64(11, "step_started")?) {
-        (None, None, None) => None,
-        (Some(point), Some(attempt), Some(started @ (0 | 1))) => {
-            let retry_at = r.opt_time(12, "step_retry_at")?;
-            Some(StepRecord { point, attempt, started: started == 1, retry_at })
-        }
-        _ => {
-            return Err(StoreError::corrupt(&id, "the step record is partly missing or invalid"));
-        }
-    };
-    let lease = match (r.opt_text(15, "lease_owner")?, r.opt_time(16, "lease_until")?) {
-        (None, None) => None,
-        (Some(owner), Some(until)) => Some(Lease { owner, until }),
-        _ => return Err(StoreError::corrupt(&id, "the lease is partly missing")),
-    };
-    Ok(ExecutionRecord {
-        workflow: r.text(1, "workflow")?,
-        status: r.parsed(2, "status")?,
-        input: r.text(3, "input")?,
-        snapshot,
-        output: r.opt_text(7, "output")?,
-        wake_at: r.opt_time(8, "wake_at")?,
-        step,
-        waiting_for: r.opt_text(13, "waiting_for")?,
-        version: r.u64(14, "version")?,
-        lease,
-        created_at: r.time(17, "created_at")?,
-        updated_at: r.time(18, "updated_at")?,
-        id,
-    })
+    columns::decode_record(&Reader { row, id: &id })
 }
 
 /// The record `id`, or `None`.
