@@ -1,7 +1,6 @@
 //! Tests of `PostgresStore` against a real server; see `harness` for which one, and for how
 //! they are skipped without one.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use self::harness::{SchemaGuard, admin, fresh, options, server, unique_schema};
@@ -16,54 +15,10 @@ use crate::time::Timestamp;
 mod harness;
 mod workers;
 
-/// One test per conformance check, each on a fresh schema. The suite's `conformance_tests!`
-/// cannot skip a test when there is no server, hence this twin, which
-/// `runs_every_conformance_check` keeps in step with the suite.
-macro_rules! conformance {
-    ($($check:ident,)*) => {
-        /// The checks run here.
-        pub(super) const CHECKS: &[&str] = &[$(stringify!($check)),*];
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $check() {
-                let Some((store, _schema)) = super::fresh().await else { return };
-                crate::store::conformance::$check(store).await;
-            }
-        )*
-    };
-}
-
+/// One test per conformance check, each on a fresh schema; skipped (with a message) without a
+/// server.
 mod conformance {
-    conformance!(
-        create_is_idempotent,
-        load_missing_is_none,
-        commit_conflict_changes_nothing,
-        commit_writes_every_field,
-        commit_appends_history_and_consumes_inbox,
-        terminal_execution_refuses_commits,
-        batch_failures_are_isolated,
-        concurrent_claimers_never_share,
-        expired_lease_is_reclaimable,
-        lease_renew_and_release,
-        suspended_due_rules,
-        terminal_never_claimed,
-        claim_order_and_limit,
-        claim_one_rules,
-        send_event_rules,
-        list_filters_and_order,
-        history_keeps_order_and_fields,
-        workflow_registrations,
-    );
-}
-
-#[test]
-fn runs_every_conformance_check() {
-    let source = include_str!("../conformance.rs");
-    let start = source.find("(@each $fresh;").expect("the suite's list of checks") + "(@each $fresh;".len();
-    let end = start + source[start..].find(");").expect("the end of the list");
-    let suite: BTreeSet<&str> = source[start..end].split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-    let ours: BTreeSet<&str> = conformance::CHECKS.iter().copied().collect();
-    assert_eq!(ours, suite, "add the suite's new checks to `conformance!` in postgres/tests.rs");
+    crate::store::conformance::conformance_tests!(async super::fresh);
 }
 
 pub(super) fn t(secs: u64) -> Timestamp {
