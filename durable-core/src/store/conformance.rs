@@ -45,6 +45,7 @@ macro_rules! conformance_tests {
             load_missing_is_none,
             commit_conflict_changes_nothing,
             commit_writes_every_field,
+            commit_changes_status_and_wake_at_independently,
             commit_appends_history_and_consumes_inbox,
             terminal_execution_refuses_commits,
             batch_failures_are_isolated,
@@ -202,6 +203,48 @@ pub async fn commit_writes_every_field<S: Store>(store: S) {
     let cleared = store.commit(Commit { snapshot: None, step: None, ..Commit::on(&v2, t(6)) });
     let v3 = cleared.await.unwrap();
     assert_eq!((v3.version, v3.snapshot, v3.step), (3, None, None));
+}
+
+/// Status and wake-up time change together or alone, the lease stays unless released, and
+/// claims follow the stored values after each commit (a backend may write only what changes).
+pub async fn commit_changes_status_and_wake_at_independently<S: Store>(store: S) {
+    start(&store, "e-1", "order", t(1)).await;
+    let claimed = store.claim("e-1", "w-1", t(2), MINUTE).await.unwrap().expect("claimable");
+    let lease = claimed.lease.clone();
+    let commit = |record: &ExecutionRecord, status, wake_at, release_lease| Commit {
+        lease_owner: Some("w-1".to_owned()),
+        status,
+        wake_at,
+        release_lease,
+        ..Commit::on(record, t(3))
+    };
+
+    // The status changes, the wake-up time does not (none before, none after).
+    let running = store.commit(commit(&claimed, Status::Suspended, None, false)).await.unwrap();
+    assert_eq!((running.status, running.wake_at, &running.lease), (Status::Suspended, None, &lease));
+    // The wake-up time changes alone.
+    let later = store.commit(commit(&running, Status::Suspended, Some(t(100)), false)).await.unwrap();
+    assert_eq!((later.status, later.wake_at, &later.lease), (Status::Suspended, Some(t(100)), &lease));
+    let sooner = store.commit(commit(&later, Status::Suspended, Some(t(50)), true)).await.unwrap();
+    assert_eq!((sooner.status, sooner.wake_at, &sooner.lease), (Status::Suspended, Some(t(50)), &None));
+    assert_eq!(store.load("e-1").await.unwrap().as_ref(), Some(&sooner));
+    assert!(claim_ids(&store, "w-2", t(49), 10).await.is_empty(), "not due before its new wake-up time");
+    assert_eq!(claim_ids(&store, "w-1", t(50), 10).await, ["e-1"], "due at its new wake-up time");
+
+    // Both change at once, then the status alone with the wake-up time kept.
+    let reloaded = store.load("e-1").await.unwrap().expect("stored");
+    let both = Commit { now: t(51), ..commit(&reloaded, Status::Running, None, false) };
+    let both = store.commit(both).await.unwrap();
+    assert_eq!((both.status, both.wake_at, both.version), (Status::Running, None, 5));
+    let parked = Commit { now: t(52), ..commit(&both, Status::Running, Some(t(500)), true) };
+    let parked = store.commit(parked).await.unwrap();
+    assert_eq!((parked.status, parked.wake_at, parked.lease.as_ref()), (Status::Running, Some(t(500)), None));
+    let suspended = store.commit(Commit { status: Status::Suspended, ..Commit::on(&parked, t(53)) });
+    let suspended = suspended.await.unwrap();
+    assert_eq!((suspended.status, suspended.wake_at), (Status::Suspended, Some(t(500))));
+    assert!(claim_ids(&store, "w-2", t(499), 10).await.is_empty(), "suspended until its kept wake-up time");
+    assert_eq!(claim_ids(&store, "w-2", t(500), 10).await, ["e-1"]);
+    assert_eq!(store.load("e-1").await.unwrap().map(|record| record.version), Some(7));
 }
 
 /// A commit appends its events with the next seqs (ignoring the seqs passed in) and deletes

@@ -3,6 +3,7 @@
 use std::fmt::Display;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
@@ -11,11 +12,11 @@ use tokio::sync::oneshot;
 
 use self::rows::{
     MIGRATIONS, RECORD_COLUMNS, SCHEMA_VERSION, append_history, decode_history, decode_inbox, decode_record,
-    existing_record, inbox_slot, load_record, millis, write_record,
+    existing_record, inbox_slot, insert_record, load_record, millis, read_stored, update_record,
 };
 use super::{
     Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, ListFilter, NewExecution, Store, StoreError,
-    WorkflowInfo, apply_commit, check_commit, check_lease_owner, claim_lease, new_record,
+    WorkflowInfo, check_commit, check_lease_owner, claim_lease, new_record,
 };
 use crate::time::Timestamp;
 
@@ -30,6 +31,12 @@ mod workflows;
 pub enum Synchronous {
     /// Every commit is synced to disk before it returns: nothing committed is ever lost. The
     /// default; use [`Store::commit_batch`] to share one sync between many executions.
+    ///
+    /// Lease changes alone ([`Store::claim_due`], [`Store::claim`], [`Store::renew_lease`],
+    /// [`Store::release_lease`]) are not synced: they only keep the workers that share the file
+    /// apart, and a power loss stops all of those workers at once. Such a change, if a power
+    /// loss undoes it, leaves an execution claimable or leased until its lease expires, as the
+    /// crash itself would; the next synced commit carries it to disk anyway.
     #[default]
     Full,
     /// Syncs at WAL checkpoints only: much faster, but the last commits before a power loss may
@@ -55,6 +62,15 @@ impl Default for SqliteOptions {
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
+/// Whether a write transaction must reach the disk before it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Durability {
+    /// As [`SqliteOptions::synchronous`] says: everything that records what an execution did.
+    Synced,
+    /// A lease change: never synced on its own (see [`Synchronous::Full`]).
+    Lease,
+}
+
 /// A [`Store`] in one SQLite file. Clones share one connection.
 ///
 /// The connection lives on a dedicated thread that runs calls one after the other; async
@@ -72,6 +88,11 @@ pub struct SqliteStore {
     read_only: bool,
     /// The schema version of the file: older than [`SCHEMA_VERSION`] only when read-only.
     version: i64,
+    synchronous: Synchronous,
+    /// Set while the connection runs with `synchronous = NORMAL` after a lease change: the next
+    /// synced write sets `FULL` again before it writes anything. Only the connection's thread
+    /// reads and writes it.
+    relaxed: Arc<AtomicBool>,
 }
 
 /// A [`StoreError`] for a failed SQLite call while trying to `what`.
@@ -124,7 +145,7 @@ impl SqliteStore {
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
             .map_err(sql(format_args!("configure {shown}")))?;
         migrate(&mut conn, path)?;
-        Ok(Self::serve(conn, path, false, SCHEMA_VERSION))
+        Ok(Self::serve(conn, path, false, SCHEMA_VERSION, options.synchronous))
     }
 
     /// Opens the existing store in file `path` for reading only (for tools such as the command
@@ -143,7 +164,7 @@ impl SqliteStore {
         conn.busy_timeout(SqliteOptions::default().busy_timeout).map_err(sql(format_args!("configure {shown}")))?;
         match schema_version(&conn, path)? {
             0 => Err(StoreError::backend(format!("sqlite: {shown} is not a durable store (it has no schema)"))),
-            version => Ok(Self::serve(conn, path, true, version)),
+            version => Ok(Self::serve(conn, path, true, version, Synchronous::Normal)),
         }
     }
 
@@ -152,7 +173,9 @@ impl SqliteStore {
         &self.path
     }
 
-    fn serve(mut conn: Connection, path: &Path, read_only: bool, version: i64) -> Self {
+    fn serve(mut conn: Connection, path: &Path, read_only: bool, version: i64, synchronous: Synchronous) -> Self {
+        // Every statement the store runs stays prepared (there are about thirty).
+        conn.set_prepared_statement_cache_capacity(64);
         let (jobs, queue) = mpsc::channel::<Job>();
         let name = format!("durable-sqlite {}", path.display());
         let spawned = std::thread::Builder::new().name(name).spawn(move || {
@@ -165,7 +188,8 @@ impl SqliteStore {
             // The queue was dropped with the closure: every call reports the thread as gone.
             tracing::error!(%error, "cannot start the sqlite thread");
         }
-        SqliteStore { jobs, path: Arc::new(path.to_owned()), read_only, version }
+        let relaxed = Arc::new(AtomicBool::new(false));
+        SqliteStore { jobs, path: Arc::new(path.to_owned()), read_only, version, synchronous, relaxed }
     }
 
     /// Runs `f` on the connection's thread and returns its answer.
@@ -195,11 +219,42 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.write_with(Durability::Synced, what, f).await
+    }
+
+    /// [`SqliteStore::write`] with the durability of a lease change.
+    async fn write_lease<T, F>(&self, what: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.write_with(Durability::Lease, what, f).await
+    }
+
+    async fn write_with<T, F>(&self, durability: Durability, what: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         if self.read_only {
             let path = self.path.display();
             return Err(StoreError::backend(format!("sqlite: cannot {what}: {path} is open read-only")));
         }
+        let full = self.synchronous == Synchronous::Full;
+        let relaxed = Arc::clone(&self.relaxed);
         self.call(move |conn| {
+            // Outside the transaction: SQLite reads the level when the transaction commits.
+            match durability {
+                Durability::Lease if full && !relaxed.load(Ordering::Relaxed) => {
+                    conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql(what))?;
+                    relaxed.store(true, Ordering::Relaxed);
+                }
+                Durability::Synced if relaxed.load(Ordering::Relaxed) => {
+                    conn.pragma_update(None, "synchronous", "FULL").map_err(sql(what))?;
+                    relaxed.store(false, Ordering::Relaxed);
+                }
+                _ => {}
+            }
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql(what))?;
             let value = f(&tx)?;
             tx.commit().map_err(sql(what))?;
@@ -269,11 +324,10 @@ fn commit_all(conn: &Connection, commits: &[Commit]) -> Result<Vec<Result<Execut
 }
 
 fn commit_one(conn: &Connection, commit: &Commit) -> Result<ExecutionRecord, StoreError> {
-    let current = existing_record(conn, &commit.id)?;
-    check_commit(&current, commit)?;
-    let next = apply_commit(&current, commit);
-    write_record(conn, &next)?;
-    append_history(conn, &commit.id, &commit.events)?;
+    let stored = read_stored(conn, &commit.id)?;
+    check_commit(stored.current(&commit.id), commit)?;
+    let next = update_record(conn, commit, &stored)?;
+    append_history(conn, &commit.id, stored.last_seq(), &commit.events)?;
     if !commit.consume.is_empty() {
         let mut delete = conn
             .prepare_cached("DELETE FROM inbox WHERE execution_id = ?1 AND seq = ?2")
@@ -337,8 +391,8 @@ impl Store for SqliteStore {
                 return Ok(Created::Existing(existing));
             }
             let (record, started) = new_record(&new);
-            write_record(conn, &record)?;
-            append_history(conn, &record.id, &[started])?;
+            insert_record(conn, &record)?;
+            append_history(conn, &record.id, 0, &[started])?;
             Ok(Created::New(record))
         })
         .await
@@ -367,7 +421,7 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         let lease = Lease { owner: owner.to_owned(), until: now.saturating_add(lease) };
-        self.write("claim due executions", move |conn| claim(conn, now, &lease, limit)).await
+        self.write_lease("claim due executions", move |conn| claim(conn, now, &lease, limit)).await
     }
 
     async fn claim(
@@ -378,7 +432,7 @@ impl Store for SqliteStore {
         lease: Duration,
     ) -> Result<Option<ExecutionRecord>, StoreError> {
         let (id, owner) = (id.to_owned(), owner.to_owned());
-        self.write("claim an execution", move |conn| {
+        self.write_lease("claim an execution", move |conn| {
             let mut record = existing_record(conn, &id)?;
             let Some(lease) = claim_lease(&record, &owner, now, lease) else {
                 return Ok(None);
@@ -396,7 +450,7 @@ impl Store for SqliteStore {
 
     async fn renew_lease(&self, id: &str, owner: &str, until: Timestamp) -> Result<(), StoreError> {
         let (id, owner) = (id.to_owned(), owner.to_owned());
-        self.write("renew a lease", move |conn| {
+        self.write_lease("renew a lease", move |conn| {
             check_lease_owner(&existing_record(conn, &id)?, &owner, true)?;
             conn.execute("UPDATE executions SET lease_until = ?2 WHERE id = ?1", params![id, millis(until)])
                 .map_err(sql("renew a lease"))?;
@@ -407,7 +461,7 @@ impl Store for SqliteStore {
 
     async fn release_lease(&self, id: &str, owner: &str) -> Result<(), StoreError> {
         let (id, owner) = (id.to_owned(), owner.to_owned());
-        self.write("release a lease", move |conn| {
+        self.write_lease("release a lease", move |conn| {
             check_lease_owner(&existing_record(conn, &id)?, &owner, false)?;
             conn.execute("UPDATE executions SET lease_owner = NULL, lease_until = NULL WHERE id = ?1", [&id])
                 .map_err(sql("release a lease"))?;

@@ -4,12 +4,13 @@
 //! a half-written snapshot gives [`StoreError::Corrupt`] naming the execution and the column.
 
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::sql;
 pub(super) use crate::store::columns::millis;
 use crate::store::columns::{self, Columns, int};
-use crate::store::{EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Status, StoreError};
+use crate::store::{Commit, Current, EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Lease, Status, StoreError};
+use crate::time::Timestamp;
 
 /// The migrations, in order: migration `i` (from 0) brings the schema to version `i + 1`.
 /// Never edit a released migration: add a new one.
@@ -129,18 +130,14 @@ pub(super) fn existing_record(conn: &Connection, id: &str) -> Result<ExecutionRe
     load_record(conn, id)?.ok_or_else(|| StoreError::NotFound(id.to_owned()))
 }
 
-/// Inserts `record`, or overwrites every column of the stored one (but its inbox counter).
-pub(super) fn write_record(conn: &Connection, r: &ExecutionRecord) -> Result<(), StoreError> {
+/// Inserts the new execution `r`.
+pub(super) fn insert_record(conn: &Connection, r: &ExecutionRecord) -> Result<(), StoreError> {
     let mut statement = conn
         .prepare_cached(&format!(
             "INSERT INTO executions ({RECORD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
-             ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) ON CONFLICT (id) DO UPDATE SET \
-             status = ?3, snapshot_point = ?5, snapshot_fingerprint = ?6, snapshot_state = ?7, \
-             output = ?8, wake_at = ?9, step_point = ?10, step_attempt = ?11, \
-             step_started = ?12, step_retry_at = ?13, waiting_for = ?14, version = ?15, \
-             lease_owner = ?16, lease_until = ?17, updated_at = ?19"
+             ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
         ))
-        .map_err(sql("write an execution"))?;
+        .map_err(sql("create an execution"))?;
     let (snapshot, step, lease) = (r.snapshot.as_ref(), r.step.as_ref(), r.lease.as_ref());
     statement
         .execute(params![
@@ -164,26 +161,134 @@ pub(super) fn write_record(conn: &Connection, r: &ExecutionRecord) -> Result<(),
             millis(r.created_at),
             millis(r.updated_at),
         ])
-        .map_err(sql("write an execution"))?;
+        .map_err(sql("create an execution"))?;
     Ok(())
 }
 
-/// Appends `events` to `id`'s history after its last seq; the `seq`s passed in are ignored.
-pub(super) fn append_history(conn: &Connection, id: &str, events: &[HistoryEvent]) -> Result<(), StoreError> {
+/// What a commit reads of the stored execution before it writes: enough to check the commit
+/// and to leave alone the indexed columns it does not change.
+pub(super) struct Stored {
+    status: Status,
+    version: u64,
+    lease: Option<Lease>,
+    wake_at: Option<Timestamp>,
+    /// The seq of the last history event, 0 for none.
+    last_seq: u64,
+}
+
+impl Stored {
+    /// The view [`check_commit`](crate::store::check_commit) checks.
+    pub(super) fn current<'a>(&'a self, id: &'a str) -> Current<'a> {
+        Current { id, version: self.version, status: self.status, lease: self.lease.as_ref() }
+    }
+
+    /// The seq of the last history event, 0 for none.
+    pub(super) fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+}
+
+/// The [`Stored`] columns of execution `id`, or [`StoreError::NotFound`].
+pub(super) fn read_stored(conn: &Connection, id: &str) -> Result<Stored, StoreError> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT status, version, lease_owner, lease_until, wake_at, \
+             (SELECT COALESCE(MAX(seq), 0) FROM history WHERE execution_id = ?1) \
+             FROM executions WHERE id = ?1",
+        )
+        .map_err(sql("read an execution"))?;
+    let decoded = statement
+        .query_row([id], |row| {
+            let r = Reader { row, id };
+            let stored = || {
+                Ok(Stored {
+                    status: r.parsed(0, "status")?,
+                    version: r.u64(1, "version")?,
+                    lease: columns::decode_lease(&r, 2)?,
+                    wake_at: r.opt_time(4, "wake_at")?,
+                    last_seq: r.u64(5, "history.seq")?,
+                })
+            };
+            Ok(stored())
+        })
+        .optional()
+        .map_err(sql("read an execution"))?;
+    decoded.ok_or_else(|| StoreError::NotFound(id.to_owned()))?
+}
+
+/// Writes the checked `commit` over the `stored` execution and returns the new record.
+///
+/// Only what a commit may change is written, and the status and wake-up time only when they
+/// change: they are the claim index's columns, and leaving them out of the `SET` spares SQLite
+/// rewriting an index page (a step's checkpoint changes neither). One statement per shape.
+pub(super) fn update_record(
+    conn: &Connection,
+    commit: &Commit,
+    stored: &Stored,
+) -> Result<ExecutionRecord, StoreError> {
+    let what = "write an execution";
+    let status = (stored.status != commit.status).then(|| commit.status.as_str());
+    let wake_at = (stored.wake_at != commit.wake_at).then(|| commit.wake_at.map(millis));
+    let mut set = String::from(
+        "snapshot_point = ?2, snapshot_fingerprint = ?3, snapshot_state = ?4, output = ?5, step_point = ?6, \
+         step_attempt = ?7, step_started = ?8, step_retry_at = ?9, waiting_for = ?10, updated_at = ?11, \
+         version = version + 1",
+    );
+    let mut optional: Vec<&dyn ToSql> = Vec::new();
+    if let Some(status) = &status {
+        optional.push(status);
+        set.push_str(&format!(", status = ?{}", 11 + optional.len()));
+    }
+    if let Some(wake_at) = &wake_at {
+        optional.push(wake_at);
+        set.push_str(&format!(", wake_at = ?{}", 11 + optional.len()));
+    }
+    if commit.release_lease {
+        set.push_str(", lease_owner = NULL, lease_until = NULL");
+    }
+    let query = format!("UPDATE executions SET {set} WHERE id = ?1 RETURNING {RECORD_COLUMNS}");
+    let mut statement = conn.prepare_cached(&query).map_err(sql(what))?;
+    let (snapshot, step) = (commit.snapshot.as_ref(), commit.step.as_ref());
+    let (point, fingerprint, state) =
+        (snapshot.map(|s| &s.point), snapshot.map(|s| &s.fingerprint), snapshot.map(|s| &s.state));
+    let (step_point, attempt, started) = (step.map(|s| &s.point), step.map(|s| s.attempt), step.map(|s| s.started));
+    let retry_at = step.and_then(|s| s.retry_at).map(millis);
+    let updated_at = millis(commit.now);
+    let mut values: Vec<&dyn ToSql> = vec![
+        &commit.id,
+        &point,
+        &fingerprint,
+        &state,
+        &commit.output,
+        &step_point,
+        &attempt,
+        &started,
+        &retry_at,
+        &commit.waiting_for,
+        &updated_at,
+    ];
+    values.extend(optional);
+    statement.query_row(&values[..], |row| Ok(decode_record(row))).map_err(sql(what))?
+}
+
+/// Appends `events` to `id`'s history as seqs `last_seq + 1, ...`; the `seq`s passed in are
+/// ignored.
+pub(super) fn append_history(
+    conn: &Connection,
+    id: &str,
+    last_seq: u64,
+    events: &[HistoryEvent],
+) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
-    let last: i64 = conn
-        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM history WHERE execution_id = ?1")
-        .and_then(|mut statement| statement.query_row([id], |row| row.get(0)))
-        .map_err(sql("read the history"))?;
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO history (execution_id, seq, at, kind, point, file, line, attempt, \
              detail, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
         .map_err(sql("append to the history"))?;
-    for (seq, e) in (last + 1..).zip(events) {
+    for (seq, e) in (int(last_seq) + 1..).zip(events) {
         let values =
             params![id, seq, millis(e.at), e.kind.as_str(), e.point, e.file, e.line, e.attempt, e.detail, e.state];
         insert.execute(values).map_err(sql("append to the history"))?;

@@ -313,3 +313,41 @@ async fn total_changes(store: &SqliteStore) -> i64 {
         .await
         .unwrap()
 }
+
+/// The connection's `PRAGMA synchronous`: 2 is FULL, 1 is NORMAL.
+async fn synchronous_level(store: &SqliteStore) -> i64 {
+    store.call(|conn| Ok(conn.pragma_query_value(None, "synchronous", |r| r.get(0)).unwrap())).await.unwrap()
+}
+
+/// With `Synchronous::Full`, lease changes commit with `synchronous = NORMAL` (no sync of
+/// their own) and every other write sets FULL again before it writes.
+#[tokio::test]
+async fn lease_changes_are_not_synced_and_everything_else_is() {
+    let (store, _dir) = fresh();
+    assert_eq!(synchronous_level(&store).await, 2);
+    create(&store, "e-1").await;
+    let claimed = store.claim_due("w-1", t(2), Duration::from_secs(60), 1).await.unwrap();
+    assert_eq!(synchronous_level(&store).await, 1, "a claim is not synced");
+    let commit = Commit { lease_owner: Some("w-1".into()), ..Commit::on(&claimed[0], t(3)) };
+    let committed = store.commit(commit).await.unwrap();
+    assert_eq!(synchronous_level(&store).await, 2, "a commit is synced");
+
+    store.renew_lease("e-1", "w-1", t(90)).await.unwrap();
+    assert_eq!(synchronous_level(&store).await, 1, "a renewal is not synced");
+    store.send_event("e-1", "payment", "1", t(4)).await.unwrap();
+    assert_eq!(synchronous_level(&store).await, 2, "an event is synced");
+    store.release_lease("e-1", "w-1").await.unwrap();
+    store.claim("e-1", "w-2", t(5), Duration::from_secs(60)).await.unwrap().expect("claimable");
+    assert_eq!(synchronous_level(&store).await, 1, "a release and a claim are not synced");
+    create(&store, "e-2").await;
+    assert_eq!(synchronous_level(&store).await, 2, "a new execution is synced");
+    assert_eq!(store.load("e-1").await.unwrap().map(|record| record.version), Some(committed.version));
+
+    // With NORMAL chosen, nothing changes the level.
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions { synchronous: Synchronous::Normal, ..SqliteOptions::default() };
+    let normal = SqliteStore::open_with(dir.path().join("normal.db"), options).unwrap();
+    create(&normal, "e-1").await;
+    normal.claim_due("w-1", t(2), Duration::from_secs(60), 1).await.unwrap();
+    assert_eq!(synchronous_level(&normal).await, 1);
+}
