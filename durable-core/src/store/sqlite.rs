@@ -12,11 +12,11 @@ use tokio::sync::oneshot;
 
 use self::rows::{
     MIGRATIONS, RECORD_COLUMNS, SCHEMA_VERSION, append_history, decode_history, decode_inbox, decode_record,
-    existing_record, inbox_slot, insert_record, load_record, millis, read_stored, update_record,
+    existing_record, inbox_slot, insert_record, load_for_commit, load_record, millis, update_record,
 };
 use super::{
     Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, ListFilter, NewExecution, Store, StoreError,
-    WorkflowInfo, check_commit, check_lease_owner, claim_lease, new_record,
+    WorkflowInfo, apply_commit, check_commit, check_lease_owner, claim_lease, new_record,
 };
 use crate::time::Timestamp;
 
@@ -324,10 +324,11 @@ fn commit_all(conn: &Connection, commits: &[Commit]) -> Result<Vec<Result<Execut
 }
 
 fn commit_one(conn: &Connection, commit: &Commit) -> Result<ExecutionRecord, StoreError> {
-    let stored = read_stored(conn, &commit.id)?;
-    check_commit(stored.current(&commit.id), commit)?;
-    let next = update_record(conn, commit, &stored)?;
-    append_history(conn, &commit.id, stored.last_seq(), &commit.events)?;
+    let (current, last_seq) = load_for_commit(conn, &commit.id)?;
+    check_commit((&current).into(), commit)?;
+    let next = apply_commit(&current, commit);
+    update_record(conn, &current, &next)?;
+    append_history(conn, &commit.id, last_seq, &commit.events)?;
     if !commit.consume.is_empty() {
         let mut delete = conn
             .prepare_cached("DELETE FROM inbox WHERE execution_id = ?1 AND seq = ?2")

@@ -3,14 +3,15 @@
 //! Decoding never panics: a value of the wrong type, a negative timestamp, an unknown status or
 //! a half-written snapshot gives [`StoreError::Corrupt`] naming the execution and the column.
 
+use std::sync::OnceLock;
+
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::sql;
 pub(super) use crate::store::columns::millis;
 use crate::store::columns::{self, Columns, int};
-use crate::store::{Commit, Current, EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Lease, Status, StoreError};
-use crate::time::Timestamp;
+use crate::store::{EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Status, StoreError};
 
 /// The migrations, in order: migration `i` (from 0) brings the schema to version `i + 1`.
 /// Never edit a released migration: add a new one.
@@ -165,110 +166,108 @@ pub(super) fn insert_record(conn: &Connection, r: &ExecutionRecord) -> Result<()
     Ok(())
 }
 
-/// What a commit reads of the stored execution before it writes: enough to check the commit
-/// and to leave alone the indexed columns it does not change.
-pub(super) struct Stored {
-    status: Status,
-    version: u64,
-    lease: Option<Lease>,
-    wake_at: Option<Timestamp>,
-    /// The seq of the last history event, 0 for none.
-    last_seq: u64,
-}
-
-impl Stored {
-    /// The view [`check_commit`](crate::store::check_commit) checks.
-    pub(super) fn current<'a>(&'a self, id: &'a str) -> Current<'a> {
-        Current { id, version: self.version, status: self.status, lease: self.lease.as_ref() }
-    }
-
-    /// The seq of the last history event, 0 for none.
-    pub(super) fn last_seq(&self) -> u64 {
-        self.last_seq
-    }
-}
-
-/// The [`Stored`] columns of execution `id`, or [`StoreError::NotFound`].
-pub(super) fn read_stored(conn: &Connection, id: &str) -> Result<Stored, StoreError> {
-    let mut statement = conn
-        .prepare_cached(
-            "SELECT status, version, lease_owner, lease_until, wake_at, \
-             (SELECT COALESCE(MAX(seq), 0) FROM history WHERE execution_id = ?1) \
-             FROM executions WHERE id = ?1",
-        )
-        .map_err(sql("read an execution"))?;
+/// The record `id` and the seq of its last history event (0 for none), or
+/// [`StoreError::NotFound`]: what a commit checks and builds the new record from.
+pub(super) fn load_for_commit(conn: &Connection, id: &str) -> Result<(ExecutionRecord, u64), StoreError> {
+    let query = format!(
+        "SELECT {RECORD_COLUMNS}, (SELECT COALESCE(MAX(seq), 0) FROM history WHERE execution_id = ?1) \
+         FROM executions WHERE id = ?1"
+    );
+    let mut statement = conn.prepare_cached(&query).map_err(sql("read an execution"))?;
     let decoded = statement
         .query_row([id], |row| {
-            let r = Reader { row, id };
-            let stored = || {
-                Ok(Stored {
-                    status: r.parsed(0, "status")?,
-                    version: r.u64(1, "version")?,
-                    lease: columns::decode_lease(&r, 2)?,
-                    wake_at: r.opt_time(4, "wake_at")?,
-                    last_seq: r.u64(5, "history.seq")?,
-                })
-            };
-            Ok(stored())
+            let last_seq = || Reader { row, id }.u64(RECORD_COLUMN_COUNT, "history.seq");
+            Ok(decode_record(row).and_then(|record| Ok((record, last_seq()?))))
         })
         .optional()
         .map_err(sql("read an execution"))?;
     decoded.ok_or_else(|| StoreError::NotFound(id.to_owned()))?
 }
 
-/// Writes the checked `commit` over the `stored` execution and returns the new record.
+/// How many columns [`RECORD_COLUMNS`] names.
+const RECORD_COLUMN_COUNT: usize = 19;
+
+/// Writes `next`, the record a checked commit made of `current`.
 ///
 /// Only what a commit may change is written, and the status and wake-up time only when they
 /// change: they are the claim index's columns, and leaving them out of the `SET` spares SQLite
-/// rewriting an index page (a step's checkpoint changes neither). One statement per shape.
+/// rewriting an index page (a step's checkpoint changes neither).
 pub(super) fn update_record(
     conn: &Connection,
-    commit: &Commit,
-    stored: &Stored,
-) -> Result<ExecutionRecord, StoreError> {
+    current: &ExecutionRecord,
+    next: &ExecutionRecord,
+) -> Result<(), StoreError> {
     let what = "write an execution";
-    let status = (stored.status != commit.status).then(|| commit.status.as_str());
-    let wake_at = (stored.wake_at != commit.wake_at).then(|| commit.wake_at.map(millis));
-    let mut set = String::from(
-        "snapshot_point = ?2, snapshot_fingerprint = ?3, snapshot_state = ?4, output = ?5, step_point = ?6, \
-         step_attempt = ?7, step_started = ?8, step_retry_at = ?9, waiting_for = ?10, updated_at = ?11, \
-         version = version + 1",
-    );
-    let mut optional: Vec<&dyn ToSql> = Vec::new();
-    if let Some(status) = &status {
-        optional.push(status);
-        set.push_str(&format!(", status = ?{}", 11 + optional.len()));
-    }
-    if let Some(wake_at) = &wake_at {
-        optional.push(wake_at);
-        set.push_str(&format!(", wake_at = ?{}", 11 + optional.len()));
-    }
-    if commit.release_lease {
-        set.push_str(", lease_owner = NULL, lease_until = NULL");
-    }
-    let query = format!("UPDATE executions SET {set} WHERE id = ?1 RETURNING {RECORD_COLUMNS}");
-    let mut statement = conn.prepare_cached(&query).map_err(sql(what))?;
-    let (snapshot, step) = (commit.snapshot.as_ref(), commit.step.as_ref());
+    let status = current.status != next.status;
+    let wake_at = current.wake_at != next.wake_at;
+    let lease = current.lease != next.lease;
+    let mut statement = conn.prepare_cached(update_query(status, wake_at, lease)).map_err(sql(what))?;
+    let (snapshot, step, lease_held) = (next.snapshot.as_ref(), next.step.as_ref(), next.lease.as_ref());
     let (point, fingerprint, state) =
         (snapshot.map(|s| &s.point), snapshot.map(|s| &s.fingerprint), snapshot.map(|s| &s.state));
     let (step_point, attempt, started) = (step.map(|s| &s.point), step.map(|s| s.attempt), step.map(|s| s.started));
-    let retry_at = step.and_then(|s| s.retry_at).map(millis);
-    let updated_at = millis(commit.now);
+    let (retry_at, version, updated_at) =
+        (step.and_then(|s| s.retry_at).map(millis), int(next.version), millis(next.updated_at));
+    let (status_value, wake_at_value) = (next.status.as_str(), next.wake_at.map(millis));
+    let (owner, until) = (lease_held.map(|l| &l.owner), lease_held.map(|l| millis(l.until)));
     let mut values: Vec<&dyn ToSql> = vec![
-        &commit.id,
+        &next.id,
         &point,
         &fingerprint,
         &state,
-        &commit.output,
+        &next.output,
         &step_point,
         &attempt,
         &started,
         &retry_at,
-        &commit.waiting_for,
+        &next.waiting_for,
+        &version,
         &updated_at,
     ];
-    values.extend(optional);
-    statement.query_row(&values[..], |row| Ok(decode_record(row))).map_err(sql(what))?
+    if status {
+        values.push(&status_value);
+    }
+    if wake_at {
+        values.push(&wake_at_value);
+    }
+    if lease {
+        values.extend([&owner as &dyn ToSql, &until]);
+    }
+    statement.execute(&values[..]).map_err(sql(what))?;
+    Ok(())
+}
+
+/// The `UPDATE` of [`update_record`] for one shape of change, built once per shape.
+fn update_query(status: bool, wake_at: bool, lease: bool) -> &'static str {
+    static QUERIES: OnceLock<Vec<String>> = OnceLock::new();
+    let queries = QUERIES.get_or_init(|| {
+        (0..8)
+            .map(|shape| {
+                let mut set = String::from(
+                    "snapshot_point = ?2, snapshot_fingerprint = ?3, snapshot_state = ?4, output = ?5, \
+                     step_point = ?6, step_attempt = ?7, step_started = ?8, step_retry_at = ?9, \
+                     waiting_for = ?10, version = ?11, updated_at = ?12",
+                );
+                let mut n = 12;
+                let mut param = |column: &str| {
+                    n += 1;
+                    set.push_str(&format!(", {column} = ?{n}"));
+                };
+                if shape & 1 != 0 {
+                    param("status");
+                }
+                if shape & 2 != 0 {
+                    param("wake_at");
+                }
+                if shape & 4 != 0 {
+                    param("lease_owner");
+                    param("lease_until");
+                }
+                format!("UPDATE executions SET {set} WHERE id = ?1")
+            })
+            .collect()
+    });
+    &queries[usize::from(status) | usize::from(wake_at) << 1 | usize::from(lease) << 2]
 }
 
 /// Appends `events` to `id`'s history as seqs `last_seq + 1, ...`; the `seq`s passed in are
