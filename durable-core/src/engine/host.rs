@@ -158,7 +158,12 @@ impl<S: Store> RunHost<S> {
                 Some(step) => format!("after {since}, to retry step {} (attempt {})", step.point, step.attempt + 1),
                 None => format!("after {since}"),
             },
-            _ if self.record.version > 1 => format!("to continue a run that stopped (last commit {since} ago)"),
+            // A run that stopped on purpose (a sender's run handing over after its event, a
+            // worker shutting down) or died: this run goes on from what was committed.
+            _ if self.record.version > 1 => match self.record.snapshot {
+                Some(_) => format!("from its last checkpoint, committed {since} ago"),
+                None => format!("from its start (last commit {since} ago)"),
+            },
             _ => return Ok(()),
         };
         let mut resumed = HistoryEvent::new(self.now(), EventKind::Resumed).with_detail(detail);

@@ -32,7 +32,7 @@ async fn take_over<S: Store>(engine: &Engine<S>, clock: &ManualClock, key: &str)
     assert_eq!(count(&format!("{key}/b")), 2, "the step in progress ran again (at least once)");
     let history = engine.history("x-1").await.unwrap();
     let resumed = history.iter().find(|e| e.kind == EventKind::Resumed).unwrap();
-    assert!(resumed.detail.as_deref().unwrap().starts_with("to continue a run that stopped"), "{resumed:?}");
+    assert!(resumed.detail.as_deref().unwrap().starts_with("from its last checkpoint, committed "), "{resumed:?}");
 }
 
 #[tokio::test]
