@@ -74,6 +74,8 @@ enum Suspend {
     Timer(&'static PointFacts, Timestamp),
     Retry(&'static PointFacts, Timestamp),
     Event(&'static PointFacts, Option<Timestamp>),
+    /// The workflow's own code panicked: try again from the last checkpoint at this time.
+    Panicked(String, Timestamp),
 }
 
 /// The step whose body ran since the last checkpoint.
@@ -81,6 +83,9 @@ struct StepRun {
     attempt: u32,
     began: Timestamp,
     failed: bool,
+    /// The body has returned (a panic before that was the body's).
+    ended: bool,
+    policy: StepPolicy,
 }
 
 /// The [`Host`] of one run. See the [module docs](self).
@@ -319,7 +324,7 @@ impl<S: Store> RunHost<S> {
             None => {
                 let detail = format!("attempt {attempt} of {max}: {message}; no attempt left");
                 self.next.events.push(failed.with_detail(detail));
-                self.step = Some(StepRun { attempt, began: now, failed: true });
+                self.step = Some(StepRun { attempt, began: now, failed: true, ended: true, policy: policy.clone() });
                 Ok(Gate::Fail(StepError::retryable(message).with_step(point.name, attempt)))
             }
         }
@@ -346,7 +351,7 @@ impl<S: Store> RunHost<S> {
                 1
             }
         };
-        self.step = Some(StepRun { attempt, began: now, failed: false });
+        self.step = Some(StepRun { attempt, began: now, failed: false, ended: false, policy: policy.clone() });
         if policy.semantics == Semantics::AtMostOncePerAttempt {
             if let Some(step) = self.next.step.as_mut() {
                 step.started = true;
@@ -374,6 +379,9 @@ impl<S: Store> RunHost<S> {
         let record = self.next.step.get_or_insert(blank);
         record.started = false;
         let attempt = record.attempt;
+        if let Some(step) = self.step.as_mut() {
+            step.ended = true;
+        }
         let error = match outcome {
             Ok(()) => return Ok(Ok(())),
             Err(error) => error,
@@ -393,7 +401,7 @@ impl<S: Store> RunHost<S> {
             }
         };
         if result.is_ok() {
-            self.step = Some(StepRun { attempt, began: now, failed: true });
+            self.step = Some(StepRun { attempt, began: now, failed: true, ended: true, policy: policy.clone() });
         }
         let detail = format!("attempt {attempt} of {max}: {}; {detail}", error.message());
         let failed = self.event(EventKind::StepFailed, point).with_attempt(attempt).with_detail(detail);
@@ -436,6 +444,49 @@ impl<S: Store> RunHost<S> {
         self.flush().await.ok().map(|()| status)
     }
 
+    /// The run panicked (its future is gone): commits how it goes on, and releases the lease.
+    /// Returns whether that commit succeeded.
+    ///
+    /// A panic in a step's body is a failed attempt, retried as the step's policy says; once no
+    /// attempt is left the step is still tried again every `park`, since a panic cannot be handed
+    /// to the workflow as an error. A panic anywhere else leaves the execution suspended until
+    /// `park` has passed, to go on from its last checkpoint then.
+    pub(crate) async fn panicked(&mut self, message: &str, park: impl FnOnce() -> Duration) -> bool {
+        let now = self.now();
+        let in_body = self.step.take_if(|step| !step.ended);
+        let point = self.next.step.as_ref().and_then(|step| self.facts.point(&step.point));
+        match (in_body, point) {
+            (Some(step), Some(point)) => {
+                self.step = Some(step);
+                let policy = self.step.as_ref().map(|step| step.policy.clone()).unwrap_or_default();
+                let error = StepError::retryable(format!("the step panicked: {message}"));
+                if self.step_end_sync(point, &policy, Err(error)).is_ok() {
+                    // No attempt left: the failure was recorded for the workflow to take, which it
+                    // cannot; the step waits and is tried again instead.
+                    self.step = None;
+                    let park = park();
+                    let at = now.saturating_add(park);
+                    if let Some(record) = self.next.step.as_mut() {
+                        record.retry_at = Some(at);
+                    }
+                    if let Some(failed) = self.next.events.iter_mut().rev().find(|e| e.kind == EventKind::StepFailed)
+                        && let Some(detail) = failed.detail.as_mut()
+                    {
+                        let kept = detail.rsplit_once("; ").map_or(detail.as_str(), |(kept, _)| kept).to_owned();
+                        *detail = format!(
+                            "{kept}; no attempt left, but a panic cannot be handed to the workflow: trying \
+                             again in {} until its code is fixed",
+                            human(park)
+                        );
+                    }
+                    self.suspend = Some(Suspend::Retry(point, at));
+                }
+            }
+            _ => self.suspend = Some(Suspend::Panicked(message.to_owned(), now.saturating_add(park()))),
+        }
+        self.suspend().await
+    }
+
     /// The run suspended: commits why and until when, and releases the lease. A run that only
     /// refused its staged event stores nothing at all.
     pub(crate) async fn suspend(&mut self) -> bool {
@@ -457,6 +508,11 @@ impl<S: Store> RunHost<S> {
                 (self.next.wake_at, self.next.waiting_for) = (deadline, Some(point.name.to_owned()));
                 let timeout = deadline.map(|at| format!(" (timeout in {})", human(at.saturating_since(now))));
                 (Some(point), format!("waiting for event {}{}", point.name, timeout.unwrap_or_default()))
+            }
+            Some(Suspend::Panicked(message, at)) => {
+                (self.next.wake_at, self.next.waiting_for) = (Some(at), None);
+                let again = human(at.saturating_since(now));
+                (None, format!("the run panicked: {message}; trying again in {again} from the last checkpoint"))
             }
             None => (None, "waiting".to_owned()),
         };

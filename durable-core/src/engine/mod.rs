@@ -163,6 +163,15 @@ impl<S> Shared<S> {
         trace::Subject::new(&record.workflow, &record.id, facts, &record.input)
     }
 
+    /// Keeps `id`'s problem and its count for `version`, which the run's own commit just wrote
+    /// (so that the next failure of that version counts on from it).
+    fn problem_moved(&self, id: &str, version: u64) {
+        let mut problems = self.problems.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = problems.get_mut(id) {
+            entry.0 = version;
+        }
+    }
+
     fn clear_problem(&self, id: &str) {
         self.problems.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
     }

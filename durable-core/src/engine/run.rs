@@ -1,8 +1,12 @@
 //! One run of one claimed execution: from its stored record to its next suspension, its end,
 //! or a stop.
 
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tracing::Instrument;
@@ -64,7 +68,8 @@ pub(crate) async fn run_claimed<S: Store>(
         }
         let ended = match drive(&shared, &*workflow, &mut host, &owner).await {
             None => Ended::Stopped,
-            Some(exit) => settle(&shared, &owner, &mut host, exit).await,
+            Some(Ok(exit)) => settle(&shared, &owner, &mut host, exit).await,
+            Some(Err(message)) => panicked(&shared, &mut host, &message).await,
         };
         if matches!(ended, Ended::Finished(_) | Ended::Suspended) {
             shared.clear_problem(&host.record().id);
@@ -106,14 +111,61 @@ async fn settle<S: Store>(shared: &Shared<S>, owner: &str, host: &mut RunHost<S>
     }
 }
 
+/// Commits how a run that panicked goes on (see [`RunHost::panicked`]); a panic is a bug in the
+/// workflow's code, so it is reported as an error and tried again later, with a pause that
+/// doubles at each panic in a row.
+async fn panicked<S: Store>(shared: &Shared<S>, host: &mut RunHost<S>, message: &str) -> Ended {
+    let before = host.record().clone();
+    tracing::error!("{} {} panicked: {message}", before.workflow, before.id);
+    let mut parked = false;
+    let park = || {
+        parked = true;
+        let strikes = shared.note_problem(&before, &format!("its run panicked: {message}"));
+        let factor = 2u32.saturating_pow(strikes.saturating_sub(1).min(16));
+        PARK_BASE.saturating_mul(factor).min(PARK_MAX)
+    };
+    if host.panicked(message, park).await {
+        if parked {
+            shared.problem_moved(&before.id, host.record().version);
+        }
+    } else {
+        host.release().await;
+    }
+    Ended::Parked
+}
+
+/// Polls a run, turning a panic in it into `Err` with the panic's message.
+struct CatchPanic<F>(F);
+
+impl<F: Future + Unpin> Future for CatchPanic<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The run is dropped after a panic, never polled again, and what it shared with the host
+        // is only read to commit a suspension: nothing broken is observed.
+        match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut self.0).poll(cx))) {
+            Ok(poll) => poll.map(Ok),
+            Err(payload) => {
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|message| (*message).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".to_owned());
+                Poll::Ready(Err(message))
+            }
+        }
+    }
+}
+
 /// Runs the workflow, renewing the lease while it runs. `None` if the lease was lost: the run
 /// was dropped where it stood, as a crash would, since another worker may run it now.
+/// `Some(Err(message))` if the run panicked.
 async fn drive<S: Store>(
     shared: &Shared<S>,
     workflow: &dyn ErasedWorkflow,
     host: &mut RunHost<S>,
     owner: &str,
-) -> Option<RawExit> {
+) -> Option<Result<RawExit, String>> {
     let record = host.record();
     let (id, input, snapshot) = (record.id.clone(), record.input.clone(), record.snapshot.clone());
     let ctx = Ctx::new(id.clone(), workflow.facts().name, Arc::clone(&shared.clock));
@@ -121,7 +173,7 @@ async fn drive<S: Store>(
         None => RawEntry::Start(&input),
         Some(s) => RawEntry::Resume(Snapshot { fingerprint: &s.fingerprint, state: &s.state }),
     };
-    let mut run = workflow.run(&ctx, host, entry);
+    let mut run = CatchPanic(workflow.run(&ctx, host, entry));
     let every = (shared.lease / 3).max(Duration::from_millis(10));
     let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {

@@ -78,7 +78,9 @@ async fn unknown_workflows_are_refused_by_name() {
     let error = engine.start_json("refund", "r-1", "{}").await.unwrap_err();
     assert!(matches!(&error, EngineError::UnknownWorkflow { name, .. } if name == "refund"));
     let message = error.to_string();
-    assert!(message.starts_with("no workflow named `refund` is registered with this engine (registered: chain,"));
+    assert!(
+        message.starts_with("no workflow named `refund` is registered with this engine (registered: broken, chain,")
+    );
     let input = engine.start_json("greet", "g-1", "42").await.unwrap_err();
     assert!(matches!(input, EngineError::InvalidInput { .. }), "{input}");
     assert!(input.to_string().contains("does not match its parameters"), "{input}");

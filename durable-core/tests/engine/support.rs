@@ -126,6 +126,38 @@ pub async fn flaky_call(key: &str, failures: u32) -> Result<String, std::io::Err
     Ok(format!("ok after {attempt}"))
 }
 
+/// A step that panics on its first `panics` attempts, with up to 3 attempts 10 s apart.
+#[durable]
+pub async fn panicky(key: String, panics: u32) -> Result<String, WorkflowError> {
+    let value = step!("call", retry = Retry::fixed(3, Duration::from_secs(10)), panicky_call(&key, panics).await)?;
+    Ok(value)
+}
+
+pub async fn panicky_call(key: &str, panics: u32) -> Result<String, std::io::Error> {
+    let attempt = bump(&format!("{key}/call"));
+    if attempt <= panics {
+        panic!("index out of bounds ({attempt})");
+    }
+    Ok(format!("ok after {attempt}"))
+}
+
+/// Panics in its own code after its first checkpoint until `{key}/fixed` is counted.
+#[durable]
+pub async fn broken(key: String) -> Result<String, WorkflowError> {
+    let n = step!("load", effect(format!("{key}/load"), 7u32).await)?;
+    assert!(count(&format!("{key}/fixed")) > 0, "unexpected state {n}");
+    Ok(format!("{key}: {n}"))
+}
+
+/// Waits for `payment`, then panics on an amount of 0 until `{key}/fixed` is counted.
+#[durable]
+pub async fn pay_strictly(key: String) -> Result<String, WorkflowError> {
+    let payment: Payment = wait!("payment", event);
+    assert!(payment.amount > 0 || count(&format!("{key}/fixed")) > 0, "a payment of 0");
+    let amount = step!("book", effect(format!("{key}/book"), payment.amount).await)?;
+    Ok(format!("{key}: booked {amount}"))
+}
+
 /// A step whose error is terminal: never retried.
 #[durable]
 pub async fn declined(key: String) -> Result<String, WorkflowError> {
@@ -226,6 +258,9 @@ pub fn engine<S: Store>(store: S, clock: &ManualClock) -> Engine<S> {
         .register(charge_once)
         .register(two_steps)
         .register(chain)
+        .register(panicky)
+        .register(broken)
+        .register(pay_strictly)
         .build()
         .expect("the engine builds")
 }
