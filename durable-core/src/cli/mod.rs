@@ -3,10 +3,10 @@
 //! workflow's diagram.
 //!
 //! ```text
-//! cargo run -p durable-core --bin durable -- --database orders.db list --status failed
-//! cargo run -p durable-core --bin durable -- --database orders.db show o-42
-//! cargo run -p durable-core --bin durable -- --database orders.db state o-42 --at payment
-//! cargo run -p durable-core --bin durable -- --database postgres://localhost/app graph order_workflow --execution o-42
+//! cargo run -p durable-core --features cli --bin durable -- --database orders.db list --status failed
+//! cargo run -p durable-core --features cli --bin durable -- --database orders.db show o-42
+//! cargo run -p durable-core --features cli --bin durable -- --database orders.db state o-42 --at payment
+//! cargo run -p durable-core --features cli --bin durable -- --database postgres://localhost/app graph order_workflow --execution o-42
 //! ```
 //!
 //! It reads a SQLite file read-only, or a PostgreSQL database. It needs none of the workflows'
