@@ -457,8 +457,8 @@ impl<S: Store> RunHost<S> {
         let point = self.next.step.as_ref().and_then(|step| self.facts.point(&step.point));
         match (in_body, point) {
             (Some(step), Some(point)) => {
+                let policy = step.policy.clone();
                 self.step = Some(step);
-                let policy = self.step.as_ref().map(|step| step.policy.clone()).unwrap_or_default();
                 let error = StepError::retryable(format!("the step panicked: {message}"));
                 if self.step_end_sync(point, &policy, Err(error)).is_ok() {
                     // No attempt left: the failure was recorded for the workflow to take, which it
