@@ -41,6 +41,8 @@ use crate::time::{Clock, ManualClock, Timestamp};
 use crate::workflow::{Entry, Exit, PointFacts, Snapshot, StateError, Workflow};
 
 mod harness;
+#[cfg(all(feature = "postgres", any(test, feature = "testing")))]
+pub mod postgres;
 mod process;
 
 pub use self::harness::Harness;
