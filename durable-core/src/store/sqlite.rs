@@ -33,8 +33,8 @@ pub enum Synchronous {
     /// default; use [`Store::commit_batch`] to share one sync between many executions.
     ///
     /// Lease changes alone ([`Store::claim_due`], [`Store::claim`], [`Store::renew_lease`],
-    /// [`Store::release_lease`]) are not synced: they only keep the workers that share the file
-    /// apart, and a power loss stops all of those workers at once. Such a change, if a power
+    /// [`Store::release_lease`]) commit without waiting for a sync: they only keep the workers
+    /// that share the file apart, and a power loss stops all of those workers at once. Such a change, if a power
     /// loss undoes it, leaves an execution claimable or leased until its lease expires, as the
     /// crash itself would; the next synced commit carries it to disk anyway.
     #[default]
@@ -67,7 +67,7 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 enum Durability {
     /// As [`SqliteOptions::synchronous`] says: everything that records what an execution did.
     Synced,
-    /// A lease change: never synced on its own (see [`Synchronous::Full`]).
+    /// A lease change: its commit does not wait for a sync (see [`Synchronous::Full`]).
     Lease,
 }
 
