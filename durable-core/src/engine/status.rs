@@ -69,7 +69,8 @@ pub struct ExecutionStatus {
     /// When it was last committed.
     pub updated_at: Timestamp,
     /// Why this engine could not run it (a corrupt or incompatible state, a workflow it does
-    /// not know), if it tried this version and failed. The stored execution was left as it was.
+    /// not know, a panic in its code), if it tried this version and failed. The stored
+    /// execution was left as it was, or, after a panic, suspended until its next attempt.
     pub problem: Option<String>,
 }
 

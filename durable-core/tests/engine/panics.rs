@@ -82,6 +82,8 @@ async fn a_panic_in_the_workflows_code_waits_at_the_last_checkpoint<S: Store>(st
     let engine = engine(store, &clock);
     engine.start(broken, "b-1", tag.to_owned()).await.unwrap();
     assert_eq!(state(&engine, "b-1").await, (Status::Suspended, Some(60), None));
+    let problem = engine.status("b-1").await.unwrap().problem;
+    assert_eq!(problem.as_deref(), Some("its run panicked: unexpected state 7"), "this engine says why");
     let record = engine.store().load("b-1").await.unwrap().unwrap();
     assert_eq!(record.snapshot.map(|s| s.point), Some("load".to_owned()), "the checkpoint is kept");
     let history = engine.history("b-1").await.unwrap();
