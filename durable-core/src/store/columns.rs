@@ -95,15 +95,6 @@ pub(crate) const RECORD_COLUMNS: &str = "id, workflow, status, input, snapshot_p
     step_started, step_retry_at, waiting_for, version, lease_owner, lease_until, created_at, \
     updated_at";
 
-/// Decodes the lease in columns `index` (`lease_owner`) and `index + 1` (`lease_until`).
-pub(crate) fn decode_lease(r: &impl Columns, index: usize) -> Result<Option<Lease>, StoreError> {
-    match (r.opt_text(index, "lease_owner")?, r.opt_time(index + 1, "lease_until")?) {
-        (None, None) => Ok(None),
-        (Some(owner), Some(until)) => Ok(Some(Lease { owner, until })),
-        _ => Err(StoreError::corrupt(r.id(), "the lease is partly missing")),
-    }
-}
-
 /// Decodes a row of [`RECORD_COLUMNS`] whose id (column 0) `r` already names.
 pub(crate) fn decode_record(r: &impl Columns) -> Result<ExecutionRecord, StoreError> {
     let id = r.id().to_owned();
@@ -123,7 +114,11 @@ pub(crate) fn decode_record(r: &impl Columns) -> Result<ExecutionRecord, StoreEr
         }
         _ => return Err(StoreError::corrupt(&id, "the step record is partly missing")),
     };
-    let lease = decode_lease(r, 15)?;
+    let lease = match (r.opt_text(15, "lease_owner")?, r.opt_time(16, "lease_until")?) {
+        (None, None) => None,
+        (Some(owner), Some(until)) => Some(Lease { owner, until }),
+        _ => return Err(StoreError::corrupt(&id, "the lease is partly missing")),
+    };
     Ok(ExecutionRecord {
         workflow: r.text(1, "workflow")?,
         status: r.parsed(2, "status")?,

@@ -55,7 +55,7 @@ impl Entry {
 
     /// Checks and applies `commit` (whose id is this entry's).
     fn commit(&mut self, commit: &Commit) -> Result<ExecutionRecord, StoreError> {
-        check_commit((&self.record).into(), commit)?;
+        check_commit(&self.record, commit)?;
         self.record = apply_commit(&self.record, commit);
         for event in &commit.events {
             let seq = self.history.len() as u64 + 1;

@@ -221,38 +221,23 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
-/// What [`check_commit`] reads of the stored record: a backend may read just these columns.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Current<'a> {
-    pub(crate) id: &'a str,
-    pub(crate) version: u64,
-    pub(crate) status: Status,
-    pub(crate) lease: Option<&'a Lease>,
-}
-
-impl<'a> From<&'a ExecutionRecord> for Current<'a> {
-    fn from(record: &'a ExecutionRecord) -> Self {
-        Current { id: &record.id, version: record.version, status: record.status, lease: record.lease.as_ref() }
-    }
-}
-
 /// Checks a commit against the stored record, in the order [`Store::commit`] documents.
-pub(crate) fn check_commit(current: Current<'_>, commit: &Commit) -> Result<(), StoreError> {
+pub(crate) fn check_commit(current: &ExecutionRecord, commit: &Commit) -> Result<(), StoreError> {
     if let Some(owner) = &commit.lease_owner {
-        let held = current.lease.is_some_and(|lease| lease.owner == *owner && lease.until > commit.now);
+        let held = current.lease.as_ref().is_some_and(|lease| lease.owner == *owner && lease.until > commit.now);
         if !held {
-            return Err(StoreError::LeaseLost { id: current.id.to_owned(), owner: owner.clone() });
+            return Err(StoreError::LeaseLost { id: current.id.clone(), owner: owner.clone() });
         }
     }
     if current.version != commit.expected_version {
         return Err(StoreError::Conflict {
-            id: current.id.to_owned(),
+            id: current.id.clone(),
             expected: commit.expected_version,
             actual: current.version,
         });
     }
     if current.status.is_terminal() {
-        return Err(StoreError::Terminal(current.id.to_owned()));
+        return Err(StoreError::Terminal(current.id.clone()));
     }
     Ok(())
 }

@@ -325,7 +325,7 @@ fn commit_all(conn: &Connection, commits: &[Commit]) -> Result<Vec<Result<Execut
 
 fn commit_one(conn: &Connection, commit: &Commit) -> Result<ExecutionRecord, StoreError> {
     let (current, last_seq) = load_for_commit(conn, &commit.id)?;
-    check_commit((&current).into(), commit)?;
+    check_commit(&current, commit)?;
     let next = apply_commit(&current, commit);
     update_record(conn, &current, &next)?;
     append_history(conn, &commit.id, last_seq, &commit.events)?;

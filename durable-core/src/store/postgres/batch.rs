@@ -65,7 +65,7 @@ fn apply<'a>(
         Some(Err(error)) => return Err(copy(error)),
         Some(Ok(entry)) => entry,
     };
-    check_commit((&entry.record).into(), commit)?;
+    check_commit(&entry.record, commit)?;
     entry.record = apply_commit(&entry.record, commit);
     for event in &commit.events {
         entry.last_history_seq += 1;
