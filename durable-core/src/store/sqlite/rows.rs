@@ -176,16 +176,14 @@ pub(super) fn load_for_commit(conn: &Connection, id: &str) -> Result<(ExecutionR
     let mut statement = conn.prepare_cached(&query).map_err(sql("read an execution"))?;
     let decoded = statement
         .query_row([id], |row| {
-            let last_seq = || Reader { row, id }.u64(RECORD_COLUMN_COUNT, "history.seq");
+            // The last column, after those of the record.
+            let last_seq = || Reader { row, id }.u64(row.as_ref().column_count() - 1, "history.seq");
             Ok(decode_record(row).and_then(|record| Ok((record, last_seq()?))))
         })
         .optional()
         .map_err(sql("read an execution"))?;
     decoded.ok_or_else(|| StoreError::NotFound(id.to_owned()))?
 }
-
-/// How many columns [`RECORD_COLUMNS`] names.
-const RECORD_COLUMN_COUNT: usize = 19;
 
 /// Writes `next`, the record a checked commit made of `current`.
 ///
