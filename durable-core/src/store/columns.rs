@@ -5,7 +5,7 @@
 use std::fmt::Display;
 use std::str::FromStr;
 
-use super::{ExecutionRecord, Lease, Snapshot, StepRecord, StoreError};
+use super::{EventKind, ExecutionRecord, HistoryEvent, Lease, Snapshot, StepRecord, StoreError};
 use crate::time::Timestamp;
 
 /// A timestamp as stored: `u64` milliseconds clamped to `i64::MAX` (the year 292 million),
@@ -133,5 +133,21 @@ pub(crate) fn decode_record(r: &impl Columns) -> Result<ExecutionRecord, StoreEr
         created_at: r.time(17, "created_at")?,
         updated_at: r.time(18, "updated_at")?,
         id,
+    })
+}
+
+/// Decodes a history row (`seq, at, kind, point, file, line, attempt, detail, state`) of the
+/// execution `r` names.
+pub(crate) fn decode_history(r: &impl Columns) -> Result<HistoryEvent, StoreError> {
+    Ok(HistoryEvent {
+        seq: r.u64(0, "history.seq")?,
+        at: r.time(1, "history.at")?,
+        kind: r.parsed::<EventKind>(2, "history.kind")?,
+        point: r.opt_text(3, "history.point")?,
+        file: r.opt_text(4, "history.file")?,
+        line: r.opt_u32(5, "history.line")?,
+        attempt: r.opt_u32(6, "history.attempt")?,
+        detail: r.opt_text(7, "history.detail")?,
+        state: r.opt_text(8, "history.state")?,
     })
 }

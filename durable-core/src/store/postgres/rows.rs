@@ -11,7 +11,7 @@ use tokio_postgres::types::{FromSql, ToSql};
 use super::describe;
 use crate::store::columns::{self, Columns};
 pub(super) use crate::store::columns::{int, millis};
-use crate::store::{EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Status, StoreError, WorkflowInfo};
+use crate::store::{ExecutionRecord, HistoryEvent, InboxEvent, Status, StoreError, WorkflowInfo};
 
 /// Reads the columns of one row, turning every surprise into [`StoreError::Corrupt`].
 struct Reader<'r> {
@@ -77,18 +77,7 @@ pub(super) fn decode_locked(row: &Row) -> Option<(String, Result<Locked, StoreEr
 
 /// Decodes a history row (`seq, at, kind, point, file, line, attempt, detail, state`).
 pub(super) fn decode_history(id: &str, row: &Row) -> Result<HistoryEvent, StoreError> {
-    let r = Reader { row, id };
-    Ok(HistoryEvent {
-        seq: r.u64(0, "history.seq")?,
-        at: r.time(1, "history.at")?,
-        kind: r.parsed::<EventKind>(2, "history.kind")?,
-        point: r.get(3, "history.point")?,
-        file: r.get(4, "history.file")?,
-        line: r.opt_u32(5, "history.line")?,
-        attempt: r.opt_u32(6, "history.attempt")?,
-        detail: r.get(7, "history.detail")?,
-        state: r.get(8, "history.state")?,
-    })
+    columns::decode_history(&Reader { row, id })
 }
 
 /// Decodes a workflow registration row (`name, fingerprint, facts`).

@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 use super::sql;
 pub(super) use crate::store::columns::millis;
 use crate::store::columns::{self, Columns, int};
-use crate::store::{EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Status, StoreError};
+use crate::store::{ExecutionRecord, HistoryEvent, InboxEvent, Status, StoreError};
 
 /// The migrations, in order: migration `i` (from 0) brings the schema to version `i + 1`.
 /// Never edit a released migration: add a new one.
@@ -295,18 +295,7 @@ pub(super) fn append_history(
 
 /// Decodes a history row (`seq, at, kind, point, file, line, attempt, detail, state`).
 pub(super) fn decode_history(id: &str, row: &Row<'_>) -> Result<HistoryEvent, StoreError> {
-    let r = Reader { row, id };
-    Ok(HistoryEvent {
-        seq: r.u64(0, "history.seq")?,
-        at: r.time(1, "history.at")?,
-        kind: r.parsed::<EventKind>(2, "history.kind")?,
-        point: r.opt_text(3, "history.point")?,
-        file: r.opt_text(4, "history.file")?,
-        line: r.opt_u32(5, "history.line")?,
-        attempt: r.opt_u32(6, "history.attempt")?,
-        detail: r.opt_text(7, "history.detail")?,
-        state: r.opt_text(8, "history.state")?,
-    })
+    columns::decode_history(&Reader { row, id })
 }
 
 /// Decodes an inbox row (`seq, name, payload, at`).
