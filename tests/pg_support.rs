@@ -226,7 +226,7 @@ async fn send_one(
     let Some(&(name, payload)) = pending.get(id) else { return };
     match engine.send_event(id, name, &payload).await {
         Ok(Delivery::Delivered) => sent.delivered.fetch_add(1, Ordering::Relaxed),
-        Ok(Delivery::Queued) => sent.queued.fetch_add(1, Ordering::Relaxed),
+        Ok(Delivery::Queued | Delivery::Duplicate) => sent.queued.fetch_add(1, Ordering::Relaxed),
         Err(error) => {
             eprintln!("sending {name} to {id} failed, will try again: {error}");
             sent.retried.fetch_add(1, Ordering::Relaxed);

@@ -74,6 +74,12 @@ impl ManualClock {
         ManualClock(Arc::new(AtomicU64::new(start.0)))
     }
 
+    /// A shared clock that reads `start` (for a call that takes a [`SharedClock`] and needs
+    /// one fixed time).
+    pub fn shared(start: Timestamp) -> SharedClock {
+        Arc::new(ManualClock::new(start))
+    }
+
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
         let millis = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);

@@ -29,9 +29,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use durable_core::store::{
-    Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, ListFilter, NewExecution, Store, StoreError,
+    Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, LeaseToken, ListFilter, NewExecution, Sent,
+    Store, StoreError,
 };
-use durable_core::{Clock, Engine, SqliteStore, SystemClock, Timestamp};
+use durable_core::{Clock, Engine, SharedClock, SqliteStore, SystemClock, Timestamp};
 
 use crate::workflows::{Effects, Lookup, marker};
 
@@ -176,11 +177,11 @@ impl Store for Traced {
     async fn claim_due(
         &self,
         owner: &str,
-        now: Timestamp,
+        clock: &SharedClock,
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<ExecutionRecord>, StoreError> {
-        let claimed = self.0.claim_due(owner, now, lease, limit).await;
+        let claimed = self.0.claim_due(owner, clock, lease, limit).await;
         if let Ok(records) = &claimed
             && !records.is_empty()
         {
@@ -193,33 +194,35 @@ impl Store for Traced {
         &self,
         id: &str,
         owner: &str,
-        now: Timestamp,
+        clock: &SharedClock,
         lease: Duration,
     ) -> impl Future<Output = Result<Option<ExecutionRecord>, StoreError>> + Send {
-        self.0.claim(id, owner, now, lease)
+        self.0.claim(id, owner, clock, lease)
     }
 
     fn renew_lease(
         &self,
         id: &str,
-        owner: &str,
-        until: Timestamp,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.0.renew_lease(id, owner, until)
+        token: &LeaseToken,
+        clock: &SharedClock,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Lease, StoreError>> + Send {
+        self.0.renew_lease(id, token, clock, lease)
     }
 
-    fn release_lease(&self, id: &str, owner: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.0.release_lease(id, owner)
+    fn release_lease(&self, id: &str, token: &LeaseToken) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.0.release_lease(id, token)
     }
 
-    fn send_event(
+    fn send_keyed_event(
         &self,
         id: &str,
         name: &str,
         payload: &str,
+        key: Option<&str>,
         now: Timestamp,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        self.0.send_event(id, name, payload, now)
+    ) -> impl Future<Output = Result<Sent, StoreError>> + Send {
+        self.0.send_keyed_event(id, name, payload, key, now)
     }
 
     fn inbox(&self, id: &str) -> impl Future<Output = Result<Vec<InboxEvent>, StoreError>> + Send {

@@ -72,7 +72,8 @@ impl StoreOnly {
         let now = SystemClock.now();
         store.create(NewExecution::new("store-only", "stamped_steps", "200", now)).await?;
         let lease = Duration::from_secs(3_600);
-        let record = store.claim("store-only", "bench", now, lease).await?.ok_or("cannot lease the execution")?;
+        let clock: durable_core::SharedClock = std::sync::Arc::new(SystemClock);
+        let record = store.claim("store-only", "bench", &clock, lease).await?.ok_or("cannot lease the execution")?;
         let fingerprint = stamped_steps.facts().fingerprint.to_owned();
         Ok(StoreOnly { store, record, fingerprint, i: 0 })
     }
@@ -90,7 +91,7 @@ impl StoreOnly {
                 .with_detail("attempt 1, took 0 ms")
                 .with_state(state.clone());
             let mut commit = Commit::on(&self.record, now);
-            commit.lease_owner = Some("bench".to_owned());
+            commit.lease = self.record.lease.as_ref().map(|lease| lease.token());
             commit.snapshot = Some(Snapshot { point: "add".to_owned(), fingerprint: self.fingerprint.clone(), state });
             commit.step = None;
             commit.events.push(event);

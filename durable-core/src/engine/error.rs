@@ -87,6 +87,38 @@ pub enum EngineError {
         /// What the decoder said.
         message: String,
     },
+    /// The execution waits for this event, but the wait's timeout passed before the event
+    /// arrived: the deadline decides, so the event is refused (nothing is stored) and the wait
+    /// times out.
+    #[error(
+        "event `{event}` arrived after the timeout of execution `{id}`'s `wait!(\"{event}\", ..)` \
+         (its deadline was {deadline}); it was refused and the wait times out"
+    )]
+    DeadlinePassed {
+        /// The execution.
+        id: ExecutionId,
+        /// The event's name.
+        event: String,
+        /// When the wait timed out.
+        deadline: crate::Timestamp,
+    },
+    /// The execution's workflow has no `wait!` for an event of this name, so the event could
+    /// never be consumed. Nothing was stored.
+    #[error(
+        "workflow `{workflow}` never waits for an event named `{event}` (its events: {}); nothing was sent to \
+         execution `{id}`",
+        list_owned(known)
+    )]
+    UnknownEvent {
+        /// The execution.
+        id: ExecutionId,
+        /// Its workflow.
+        workflow: String,
+        /// The event's name.
+        event: String,
+        /// The events the workflow waits for.
+        known: Vec<String>,
+    },
     /// A finished execution's stored output does not decode to the workflow type asked for.
     #[error("the result of execution `{id}` does not decode as the result of workflow `{workflow}`: {message}")]
     BadOutput {
@@ -120,6 +152,10 @@ impl From<StoreError> for EngineError {
 }
 
 fn list(names: &[&'static str]) -> String {
+    if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+}
+
+fn list_owned(names: &[String]) -> String {
     if names.is_empty() { "none".to_owned() } else { names.join(", ") }
 }
 

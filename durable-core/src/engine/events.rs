@@ -8,14 +8,16 @@ use serde::de::IgnoredAny;
 use super::host::Staged;
 use super::run::run_claimed;
 use super::{Delivery, Engine, EngineError};
-use crate::store::{ExecutionRecord, Status, Store, StoreError};
+use crate::store::{ExecutionRecord, Sent, Status, Store, StoreError};
+use crate::workflow::PointKind;
 
-/// See [`Engine::send_event_json`].
+/// See [`Engine::send_event_json`] and [`Engine::send_event_once`].
 pub(super) async fn send<S: Store>(
     engine: &Engine<S>,
     id: &str,
     name: &str,
     payload: &str,
+    key: Option<&str>,
 ) -> Result<Delivery, EngineError> {
     if let Err(error) = serde_json::from_str::<IgnoredAny>(payload) {
         let (id, event, message) = (id.to_owned(), name.to_owned(), error.to_string());
@@ -26,15 +28,25 @@ pub(super) async fn send<S: Store>(
     if record.status.is_terminal() {
         return Err(EngineError::Finished { id: id.to_owned(), status: record.status });
     }
-    if let Some(delivery) = deliver_now(engine, record, name, payload).await? {
+    check_event(engine, &record, name)?;
+    let shared = &engine.shared;
+    let now = shared.clock.now();
+    if waits_for(&record, name) && record.wake_at.is_some_and(|deadline| deadline <= now) {
+        let deadline = record.wake_at.unwrap_or(now);
+        return Err(EngineError::DeadlinePassed { id: id.to_owned(), event: name.to_owned(), deadline });
+    }
+    // A keyed event always goes through the store, which remembers the key.
+    if key.is_none()
+        && let Some(delivery) = deliver_now(engine, record, name, payload).await?
+    {
         return Ok(delivery);
     }
-    let shared = &engine.shared;
-    match shared.store.send_event(id, name, payload, shared.clock.now()).await {
-        Ok(_) => {
+    match shared.store.send_keyed_event(id, name, payload, key, now).await {
+        Ok(Sent::New(_)) => {
             shared.work.notify_one();
             Ok(Delivery::Queued)
         }
+        Ok(Sent::Duplicate(_)) => Ok(Delivery::Duplicate),
         Err(StoreError::Terminal(_)) => {
             let status = engine.load(id).await.map_or(Status::Cancelled, |record| record.status);
             Err(EngineError::Finished { id: id.to_owned(), status })
@@ -43,11 +55,30 @@ pub(super) async fn send<S: Store>(
     }
 }
 
+/// Refuses an event that `record`'s workflow never waits for, when this engine knows the
+/// workflow: it could never be consumed.
+fn check_event<S: Store>(engine: &Engine<S>, record: &ExecutionRecord, name: &str) -> Result<(), EngineError> {
+    let Some(workflow) = engine.shared.registry.get(&record.workflow) else { return Ok(()) };
+    let events = workflow.facts().points.iter().filter(|point| point.kind == PointKind::Event);
+    if events.clone().any(|point| point.name == name) {
+        return Ok(());
+    }
+    Err(EngineError::UnknownEvent {
+        id: record.id.clone(),
+        workflow: record.workflow.clone(),
+        event: name.to_owned(),
+        known: events.map(|point| point.name.to_owned()).collect(),
+    })
+}
+
+/// Whether `record` is suspended at the `wait!` for event `name`.
+fn waits_for(record: &ExecutionRecord, name: &str) -> bool {
+    record.status == Status::Suspended && record.waiting_for.as_deref() == Some(name)
+}
+
 /// Whether `record` sits at the `wait!` for event `name`, with nobody running it.
-fn waits_for(record: &ExecutionRecord, name: &str, now: crate::Timestamp) -> bool {
-    record.status == Status::Suspended
-        && record.waiting_for.as_deref() == Some(name)
-        && record.lease.as_ref().is_none_or(|lease| lease.until <= now)
+fn waits_unleased(record: &ExecutionRecord, name: &str, now: crate::Timestamp) -> bool {
+    waits_for(record, name) && record.lease.as_ref().is_none_or(|lease| lease.until <= now)
 }
 
 /// Runs the execution with the event staged if it waits for it: `Some(Delivered)` once the
@@ -61,21 +92,22 @@ async fn deliver_now<S: Store>(
 ) -> Result<Option<Delivery>, EngineError> {
     let shared = &engine.shared;
     let now = shared.clock.now();
-    if !waits_for(&record, name, now) || shared.registry.get(&record.workflow).is_none() {
+    if !waits_unleased(&record, name, now) || shared.registry.get(&record.workflow).is_none() {
         return Ok(None);
     }
-    let owner = shared.name.clone();
-    let Some(claimed) = shared.store.claim(&record.id, &owner, now, shared.lease).await? else {
+    let Some(claimed) = shared.store.claim(&record.id, &shared.name, &shared.clock, shared.lease).await? else {
         return Ok(None);
     };
     // Status and awaited event change only with the version.
     if claimed.version != record.version {
-        let _ = shared.store.release_lease(&record.id, &owner).await;
+        if let Some(lease) = &claimed.lease {
+            let _ = shared.store.release_lease(&record.id, &lease.token()).await;
+        }
         return Ok(None);
     }
     let staged = Staged { name: name.to_owned(), payload: payload.to_owned() };
     let stop = Arc::new(AtomicBool::new(false));
-    let (_, report) = run_claimed(Arc::clone(shared), owner, claimed, Some(staged), stop).await;
+    let (_, report) = run_claimed(Arc::clone(shared), claimed, Some(staged), stop).await;
     if let Some(message) = report.rejected {
         let subject = shared.subject(&record);
         subject.span().in_scope(|| {

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::commit::Committer;
+use super::lease::HeldLease;
 use super::trace::{self, Subject, human};
 use crate::host::{BoxFuture, EventPoll, Gate, Host, Pause};
 use crate::step::{Semantics, StepError, StepPolicy};
@@ -30,8 +31,10 @@ pub(crate) struct Env<S> {
     pub(crate) store: Arc<S>,
     pub(crate) committer: Committer,
     pub(crate) clock: SharedClock,
-    /// The lease owner the run commits as.
-    pub(crate) owner: String,
+    /// The lease the run commits under.
+    pub(crate) lease: Arc<HeldLease>,
+    /// How long a lease lasts.
+    pub(crate) lease_length: Duration,
     /// Set when the worker shuts down: the run stops after its next checkpoint.
     pub(crate) stop: Arc<AtomicBool>,
 }
@@ -184,7 +187,7 @@ impl<S: Store> RunHost<S> {
         let now = self.now();
         let mut commit = std::mem::replace(&mut self.next, Commit::on(&self.record, now));
         commit.now = now;
-        commit.lease_owner = Some(self.env.owner.clone());
+        commit.lease = Some(self.env.lease.token());
         let logged: Vec<HistoryEvent> =
             commit.events.iter().map(|event| HistoryEvent { state: None, ..event.clone() }).collect();
         match self.env.committer.commit(commit).await {
@@ -302,6 +305,20 @@ impl<S: Store> RunHost<S> {
         Ok(())
     }
 
+    /// Before a step body: the run must still hold its lease (see [`HeldLease::confirm`]), or it
+    /// stops where it stands, as a crash would, without running the body.
+    async fn confirm_lease(&mut self) -> Result<(), Pause> {
+        let env = &self.env;
+        match env.lease.confirm(&*env.store, &self.record.id, &env.clock, env.lease_length).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                tracing::warn!(%error, "{}: cannot confirm its lease before a step; stopping the run", self.who);
+                self.report.failure = Some(error);
+                Err(Pause::Interrupt)
+            }
+        }
+    }
+
     /// An at-most-once attempt was found started: it counts as failed.
     fn interrupted_attempt(&mut self, point: &'static PointFacts, policy: &StepPolicy) -> Result<Gate, Pause> {
         let now = self.now();
@@ -351,6 +368,7 @@ impl<S: Store> RunHost<S> {
                 1
             }
         };
+        self.confirm_lease().await?;
         self.step = Some(StepRun { attempt, began: now, failed: false, ended: false, policy: policy.clone() });
         if policy.semantics == Semantics::AtMostOncePerAttempt {
             if let Some(step) = self.next.step.as_mut() {
@@ -528,7 +546,7 @@ impl<S: Store> RunHost<S> {
 
     /// Gives the lease up (best effort: after a failed commit it may be gone already).
     pub(crate) async fn release(&self) {
-        if let Err(error) = self.env.store.release_lease(&self.record.id, &self.env.owner).await {
+        if let Err(error) = self.env.store.release_lease(&self.record.id, &self.env.lease.token()).await {
             tracing::debug!(%error, "could not release the lease on {}", self.record.id);
         }
     }
@@ -592,8 +610,11 @@ impl<S: Store> Host for RunHost<S> {
             self.polled = Some(Polled::Staged);
             return EventPoll::Received(staged.payload);
         }
+        // The deadline decides: an event that arrived at or after it is not this wait's.
+        let before_deadline = |at: Timestamp| deadline.is_none_or(|deadline| at < deadline);
         let inbox = self.inbox.iter().flatten();
-        if let Some(event) = inbox.filter(|e| e.name == point.name).find(|e| !self.refused.contains(&e.seq)) {
+        let mut candidates = inbox.filter(|e| e.name == point.name && before_deadline(e.at));
+        if let Some(event) = candidates.find(|e| !self.refused.contains(&e.seq)) {
             self.polled = Some(Polled::Inbox(event.seq));
             return EventPoll::Received(event.payload.clone());
         }

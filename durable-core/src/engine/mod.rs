@@ -73,6 +73,7 @@ mod commit;
 mod error;
 mod events;
 mod host;
+mod lease;
 mod registry;
 mod run;
 mod status;
@@ -115,6 +116,8 @@ pub(crate) struct Shared<S> {
     /// Executions that cannot run, by id: the version that failed, why, and how often.
     problems: Mutex<HashMap<String, (u64, String, u32)>>,
     running: AtomicUsize,
+    /// The executions this engine's runs hold leases on.
+    active: lease::Active,
     /// Set once the workflows' facts are registered with the store.
     registered: OnceCell<()>,
     /// A registration failed and was reported.
@@ -267,6 +270,7 @@ impl<S: Store> EngineBuilder<S> {
             finished: Notify::new(),
             problems: Mutex::new(HashMap::new()),
             running: AtomicUsize::new(0),
+            active: lease::Active::default(),
             registered: OnceCell::new(),
             registration_warned: AtomicBool::new(false),
         };
@@ -465,7 +469,7 @@ impl<S: Store> Engine<S> {
             event: name.to_owned(),
             message: error.to_string(),
         })?;
-        events::send(self, id, name, &payload).await
+        events::send(self, id, name, &payload, None).await
     }
 
     /// Sends event `name` with `payload` (JSON) to execution `id`.
@@ -478,8 +482,40 @@ impl<S: Store> Engine<S> {
     /// inbox and consumed when the workflow waits for it; a payload that does not decode then is
     /// recorded as `EventRejected` in the history and the workflow keeps waiting.
     ///
-    /// Fails if `payload` is not JSON, or the execution is unknown or has finished.
+    /// The deadline decides: if the execution waits for this event with a timeout that has
+    /// passed when the event arrives (by this engine's clock), the event is refused with
+    /// [`EngineError::DeadlinePassed`] and nothing is stored, even if no worker has acted on the
+    /// timeout yet. An event kept in the inbox is consumed only by a wait whose deadline is
+    /// later than the event's arrival.
+    ///
+    /// Fails if `payload` is not JSON, the execution is unknown or has finished, or its
+    /// workflow (when registered here) has no `wait!` for an event called `name`
+    /// ([`EngineError::UnknownEvent`]: the event could never be consumed).
     pub async fn send_event_json(&self, id: &str, name: &str, payload: &str) -> Result<Delivery, EngineError> {
-        events::send(self, id, name, payload).await
+        events::send(self, id, name, payload, None).await
+    }
+
+    /// Sends event `name` with `payload` to execution `id` at most once per idempotency `key`:
+    /// a send with a key this execution has seen before (from any process, consumed or not)
+    /// stores nothing and answers [`Delivery::Duplicate`]. Use it for senders that retry (a
+    /// webhook delivered twice, a request repeated after a timeout).
+    ///
+    /// The event always goes through the execution's inbox (it is answered
+    /// [`Delivery::Queued`], and a waiting execution is woken at once), so that the store can
+    /// check the key in the same transaction that stores the event. Otherwise as
+    /// [`Engine::send_event_json`].
+    pub async fn send_event_once(
+        &self,
+        id: &str,
+        name: &str,
+        key: &str,
+        payload: &(impl Serialize + ?Sized),
+    ) -> Result<Delivery, EngineError> {
+        let payload = serde_json::to_string(payload).map_err(|error| EngineError::MalformedPayload {
+            id: id.to_owned(),
+            event: name.to_owned(),
+            message: error.to_string(),
+        })?;
+        events::send(self, id, name, &payload, Some(key)).await
     }
 }

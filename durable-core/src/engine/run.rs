@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use super::Shared;
 use super::host::{Env, Report, RunHost, Staged};
+use super::lease::HeldLease;
 use super::registry::{ErasedWorkflow, RawEntry, RawExit};
 use super::trace::human;
 use crate::host::Ctx;
@@ -37,19 +38,26 @@ pub(crate) enum Ended {
     Parked,
 }
 
-/// Runs the claimed `record` as lease owner `owner`, with `staged` handed in by a sender.
+/// Runs the claimed `record` (which carries its new lease), with `staged` handed in by a sender.
 pub(crate) async fn run_claimed<S: Store>(
     shared: Arc<Shared<S>>,
-    owner: String,
     record: ExecutionRecord,
     staged: Option<Staged>,
     stop: Arc<AtomicBool>,
 ) -> (Ended, Report) {
     let span = shared.subject(&record).span();
     async move {
+        let Some(lease) = record.lease.clone() else {
+            tracing::error!("{}: a run was started without a lease; leaving it", record.id);
+            return (Ended::Stopped, Report::default());
+        };
+        let Some(entered) = shared.active.enter(&record.id, lease) else {
+            return (Ended::Stopped, Report::default());
+        };
+        let held = Arc::clone(&entered.held);
         let Some(workflow) = shared.registry.get(&record.workflow).cloned() else {
             let message = format!("workflow `{}` is not registered with this worker", record.workflow);
-            park(&shared, &owner, &record, message).await;
+            park(&shared, &held, &record, message).await;
             return (Ended::Parked, Report::default());
         };
         let _running = shared.running_guard();
@@ -57,7 +65,8 @@ pub(crate) async fn run_claimed<S: Store>(
             store: Arc::clone(&shared.store),
             committer: shared.committer.clone(),
             clock: Arc::clone(&shared.clock),
-            owner: owner.clone(),
+            lease: Arc::clone(&held),
+            lease_length: shared.lease,
             stop,
         };
         let mut host = RunHost::new(env, workflow.facts(), record, staged);
@@ -66,9 +75,9 @@ pub(crate) async fn run_claimed<S: Store>(
             host.release().await;
             return (Ended::Stopped, std::mem::take(&mut host.report));
         }
-        let ended = match drive(&shared, &*workflow, &mut host, &owner).await {
+        let ended = match drive(&shared, &*workflow, &mut host, &held).await {
             None => Ended::Stopped,
-            Some(Ok(exit)) => settle(&shared, &owner, &mut host, exit).await,
+            Some(Ok(exit)) => settle(&shared, &held, &mut host, exit).await,
             Some(Err(message)) => panicked(&shared, &mut host, &message).await,
         };
         if matches!(ended, Ended::Finished(_) | Ended::Suspended) {
@@ -77,6 +86,7 @@ pub(crate) async fn run_claimed<S: Store>(
         if matches!(ended, Ended::Finished(_)) {
             shared.finished.notify_waiters();
         }
+        drop(entered);
         (ended, std::mem::take(&mut host.report))
     }
     .instrument(span)
@@ -84,7 +94,7 @@ pub(crate) async fn run_claimed<S: Store>(
 }
 
 /// Commits what the run's exit means.
-async fn settle<S: Store>(shared: &Shared<S>, owner: &str, host: &mut RunHost<S>, exit: RawExit) -> Ended {
+async fn settle<S: Store>(shared: &Shared<S>, held: &HeldLease, host: &mut RunHost<S>, exit: RawExit) -> Ended {
     match exit {
         RawExit::Done { output, error } => match host.complete(output, error).await {
             Some(status) => Ended::Finished(status),
@@ -105,7 +115,7 @@ async fn settle<S: Store>(shared: &Shared<S>, owner: &str, host: &mut RunHost<S>
             Ended::Stopped
         }
         RawExit::BadState(error) => {
-            park(shared, owner, host.record(), error.to_string()).await;
+            park(shared, held, host.record(), error.to_string()).await;
             Ended::Parked
         }
     }
@@ -164,7 +174,7 @@ async fn drive<S: Store>(
     shared: &Shared<S>,
     workflow: &dyn ErasedWorkflow,
     host: &mut RunHost<S>,
-    owner: &str,
+    held: &HeldLease,
 ) -> Option<Result<RawExit, String>> {
     let record = host.record();
     let (id, input, snapshot) = (record.id.clone(), record.input.clone(), record.snapshot.clone());
@@ -180,8 +190,7 @@ async fn drive<S: Store>(
         tokio::select! {
             exit = &mut run => return Some(exit),
             _ = renew.tick() => {
-                let until = shared.clock.now().saturating_add(shared.lease);
-                match shared.store.renew_lease(&id, owner, until).await {
+                match held.renew(&*shared.store, &id, &shared.clock, shared.lease).await {
                     Ok(()) => {}
                     Err(error @ (StoreError::LeaseLost { .. } | StoreError::NotFound(_))) => {
                         tracing::error!(%error, "{id}: lost its lease while running; stopping at once");
@@ -197,7 +206,7 @@ async fn drive<S: Store>(
 /// Leaves an execution that cannot run here untouched: reports why, and keeps it leased to
 /// `owner` for a while (doubling at each failure) so that no worker spins on it, while another
 /// build or a fixed record gets its turn when the lease ends.
-pub(crate) async fn park<S: Store>(shared: &Shared<S>, owner: &str, record: &ExecutionRecord, message: String) {
+pub(crate) async fn park<S: Store>(shared: &Shared<S>, held: &HeldLease, record: &ExecutionRecord, message: String) {
     let strikes = shared.note_problem(record, &message);
     let factor = 2u32.saturating_pow(strikes.saturating_sub(1).min(16));
     let pause = PARK_BASE.saturating_mul(factor).min(PARK_MAX);
@@ -207,8 +216,7 @@ pub(crate) async fn park<S: Store>(shared: &Shared<S>, owner: &str, record: &Exe
         record.id,
         human(pause)
     );
-    let until = shared.clock.now().saturating_add(pause);
-    if let Err(error) = shared.store.renew_lease(&record.id, owner, until).await {
+    if let Err(error) = held.renew(&*shared.store, &record.id, &shared.clock, pause).await {
         tracing::warn!(%error, "could not hold {} aside", record.id);
     }
 }

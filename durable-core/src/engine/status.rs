@@ -39,7 +39,14 @@ pub enum Delivery {
     /// execution's state. A worker continues the execution.
     Delivered,
     /// Kept in the execution's inbox until the workflow waits for it.
+    ///
+    /// A wait consumes only an event that arrived before its deadline. An event still in the
+    /// inbox when the execution finishes is never consumed: `durable show` lists it, as
+    /// [`Store::inbox`](crate::store::Store::inbox) does.
     Queued,
+    /// An event with the same idempotency key was sent to this execution before
+    /// ([`Engine::send_event_once`](super::Engine::send_event_once)); this one was not stored.
+    Duplicate,
 }
 
 /// Where an execution is; see [`Engine::status`](super::Engine::status).

@@ -90,8 +90,7 @@ impl<S: Store> Worker<S> {
     async fn claim(&self, limit: usize) -> Result<Vec<ExecutionRecord>, EngineError> {
         let shared = self.shared();
         shared.register_facts().await;
-        let now = shared.clock.now();
-        Ok(shared.store.claim_due(&self.name, now, shared.lease, limit).await?)
+        Ok(shared.store.claim_due(&self.name, &shared.clock, shared.lease, limit).await?)
     }
 
     fn spawn(
@@ -102,7 +101,7 @@ impl<S: Store> Worker<S> {
         stop: &Arc<AtomicBool>,
     ) {
         let id = record.id.clone();
-        let run = run_claimed(Arc::clone(self.shared()), self.name.clone(), record, None, Arc::clone(stop));
+        let run = run_claimed(Arc::clone(self.shared()), record, None, Arc::clone(stop));
         let handle = tasks.spawn(run);
         ids.insert(handle.id(), id);
     }

@@ -93,7 +93,11 @@ pub(crate) trait Columns {
 pub(crate) const RECORD_COLUMNS: &str = "id, workflow, status, input, snapshot_point, \
     snapshot_fingerprint, snapshot_state, output, wake_at, step_point, step_attempt, \
     step_started, step_retry_at, waiting_for, version, lease_owner, lease_until, created_at, \
-    updated_at";
+    updated_at, lease_epoch";
+
+/// The index of `lease_epoch` in [`RECORD_COLUMNS`]: the epoch of the execution's last claim,
+/// kept when its lease is released so that the next claim takes the next epoch.
+pub(crate) const EPOCH_COLUMN: usize = 19;
 
 /// Decodes a row of [`RECORD_COLUMNS`] whose id (column 0) `r` already names.
 pub(crate) fn decode_record(r: &impl Columns) -> Result<ExecutionRecord, StoreError> {
@@ -116,7 +120,7 @@ pub(crate) fn decode_record(r: &impl Columns) -> Result<ExecutionRecord, StoreEr
     };
     let lease = match (r.opt_text(15, "lease_owner")?, r.opt_time(16, "lease_until")?) {
         (None, None) => None,
-        (Some(owner), Some(until)) => Some(Lease { owner, until }),
+        (Some(owner), Some(until)) => Some(Lease { owner, epoch: r.u64(EPOCH_COLUMN, "lease_epoch")?, until }),
         _ => return Err(StoreError::corrupt(&id, "the lease is partly missing")),
     };
     Ok(ExecutionRecord {

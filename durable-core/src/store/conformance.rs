@@ -16,16 +16,17 @@
 use std::time::Duration;
 
 use super::{
-    Commit, Created, EventKind, ExecutionRecord, HistoryEvent, ListFilter, NewExecution, Snapshot, Status, StepRecord,
-    Store, StoreError, WorkflowInfo,
+    Commit, Created, EventKind, ExecutionRecord, HistoryEvent, Lease, ListFilter, NewExecution, Sent, Snapshot, Status,
+    StepRecord, Store, StoreError, WorkflowInfo,
 };
-use crate::time::Timestamp;
+use crate::time::{ManualClock, SharedClock, Timestamp};
 
 mod claims;
 
 pub use self::claims::{
     claim_one_rules, claim_order_and_limit, concurrent_claimers_never_share, expired_lease_is_reclaimable,
-    lease_renew_and_release, suspended_due_rules, terminal_never_claimed,
+    lease_renew_and_release, lease_runs_from_the_grant, same_owner_reclaim_fences_the_old_claim, suspended_due_rules,
+    terminal_never_claimed,
 };
 
 /// Expands to one `#[tokio::test]` per conformance check, each on a store from `$fresh()`, which
@@ -51,12 +52,15 @@ macro_rules! conformance_tests {
             batch_failures_are_isolated,
             concurrent_claimers_never_share,
             expired_lease_is_reclaimable,
+            same_owner_reclaim_fences_the_old_claim,
+            lease_runs_from_the_grant,
             lease_renew_and_release,
             suspended_due_rules,
             terminal_never_claimed,
             claim_order_and_limit,
             claim_one_rules,
             send_event_rules,
+            keyed_events_are_stored_once,
             list_filters_and_order,
             history_keeps_order_and_fields,
             workflow_registrations,
@@ -91,6 +95,11 @@ fn t(secs: u64) -> Timestamp {
     Timestamp::from_millis(1_700_000_000_000 + secs * 1_000)
 }
 
+/// A clock that reads `now` until it is moved.
+fn clock(now: Timestamp) -> SharedClock {
+    std::sync::Arc::new(ManualClock::new(now))
+}
+
 async fn start<S: Store>(store: &S, id: &str, workflow: &str, at: Timestamp) -> ExecutionRecord {
     let new = NewExecution::new(id, workflow, format!("{{\"id\":\"{id}\"}}"), at);
     match store.create(new).await.expect("create") {
@@ -122,7 +131,7 @@ async fn finish<S: Store>(store: &S, record: &ExecutionRecord, status: Status) -
 }
 
 async fn claim_ids<S: Store>(store: &S, owner: &str, now: Timestamp, limit: usize) -> Vec<String> {
-    let claimed = store.claim_due(owner, now, MINUTE, limit).await.expect("claim_due");
+    let claimed = store.claim_due(owner, &clock(now), MINUTE, limit).await.expect("claim_due");
     claimed.into_iter().map(|record| record.id).collect()
 }
 
@@ -209,10 +218,10 @@ pub async fn commit_writes_every_field<S: Store>(store: S) {
 /// claims follow the stored values after each commit (a backend may write only what changes).
 pub async fn commit_changes_status_and_wake_at_independently<S: Store>(store: S) {
     start(&store, "e-1", "order", t(1)).await;
-    let claimed = store.claim("e-1", "w-1", t(2), MINUTE).await.unwrap().expect("claimable");
+    let claimed = store.claim("e-1", "w-1", &clock(t(2)), MINUTE).await.unwrap().expect("claimable");
     let lease = claimed.lease.clone();
     let commit = |record: &ExecutionRecord, status, wake_at, release_lease| Commit {
-        lease_owner: Some("w-1".to_owned()),
+        lease: record.lease.as_ref().map(Lease::token),
         status,
         wake_at,
         release_lease,
@@ -409,4 +418,25 @@ pub async fn workflow_registrations<S: Store>(store: S) {
     store.register_workflow(info("order", "fp-1", 4)).await.unwrap();
     assert_eq!(store.workflow("order", None).await.unwrap(), Some(info("order", "fp-1", 4)), "the latest");
     assert_eq!(store.workflow("order", Some("fp-2")).await.unwrap(), Some(info("order", "fp-2", 2)), "kept");
+}
+
+/// An event sent with an idempotency key is stored once: a repeat changes nothing and names
+/// the first event's seq, also after that event was consumed. Keys belong to one execution.
+pub async fn keyed_events_are_stored_once<S: Store>(store: S) {
+    let v1 = start(&store, "e-1", "order", t(1)).await;
+    start(&store, "e-2", "order", t(1)).await;
+    let first = store.send_keyed_event("e-1", "payment", "1", Some("k"), t(2)).await.unwrap();
+    assert_eq!(first, Sent::New(1));
+    assert_eq!(store.send_keyed_event("e-1", "payment", "2", Some("k"), t(3)).await.unwrap(), Sent::Duplicate(1));
+    assert_eq!(store.send_keyed_event("e-2", "payment", "3", Some("k"), t(3)).await.unwrap(), Sent::New(1));
+    assert_eq!(store.send_keyed_event("e-1", "payment", "4", None, t(4)).await.unwrap(), Sent::New(2));
+    let inbox = store.inbox("e-1").await.unwrap();
+    assert_eq!(inbox.iter().map(|e| e.payload.as_str()).collect::<Vec<_>>(), ["1", "4"]);
+
+    let consumed = Commit { consume: vec![1], ..Commit::on(&v1, t(5)) };
+    store.commit(consumed).await.unwrap();
+    let repeat = store.send_keyed_event("e-1", "payment", "5", Some("k"), t(6)).await.unwrap();
+    assert_eq!(repeat, Sent::Duplicate(1), "the key outlives the consumed event");
+    assert_eq!(store.inbox("e-1").await.unwrap().len(), 1);
+    assert!(matches!(store.send_keyed_event("nope", "x", "1", Some("k"), t(6)).await, Err(StoreError::NotFound(_))));
 }

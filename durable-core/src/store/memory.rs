@@ -5,10 +5,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::{
-    Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, ListFilter, NewExecution, Status, Store,
-    StoreError, WorkflowInfo, apply_commit, check_commit, check_lease_owner, claim_lease, new_record,
+    Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, LeaseToken, ListFilter, NewExecution, Sent,
+    Status, Store, StoreError, WorkflowInfo, apply_commit, check_commit, check_release, check_renew, claimable,
+    new_record,
 };
-use crate::time::Timestamp;
+use crate::time::{SharedClock, Timestamp};
 
 /// A [`Store`] in memory. Clones share the same executions.
 #[derive(Clone, Debug, Default)]
@@ -25,6 +26,10 @@ struct Entry {
     history: Vec<HistoryEvent>,
     inbox: Vec<InboxEvent>,
     next_inbox_seq: u64,
+    /// The epoch of the last claim (0 before the first).
+    epoch: u64,
+    /// The idempotency keys of sent events, with their seqs.
+    keys: HashMap<String, u64>,
 }
 
 impl Entry {
@@ -51,6 +56,13 @@ impl Entry {
             }
             _ => None,
         }
+    }
+
+    /// Leases the execution to `owner` until `until` under a new epoch.
+    fn lease(&mut self, owner: &str, until: Timestamp) -> ExecutionRecord {
+        self.epoch += 1;
+        self.record.lease = Some(Lease { owner: owner.to_owned(), epoch: self.epoch, until });
+        self.record.clone()
     }
 
     /// Checks and applies `commit` (whose id is this entry's).
@@ -93,7 +105,14 @@ impl Store for MemoryStore {
             return Ok(Created::Existing(entry.record.clone()));
         }
         let (record, started) = new_record(&new);
-        let entry = Entry { record: record.clone(), history: vec![started], inbox: Vec::new(), next_inbox_seq: 1 };
+        let entry = Entry {
+            record: record.clone(),
+            history: vec![started],
+            inbox: Vec::new(),
+            next_inbox_seq: 1,
+            epoch: 0,
+            keys: HashMap::new(),
+        };
         state.insert(new.id, entry);
         Ok(Created::New(record))
     }
@@ -121,68 +140,83 @@ impl Store for MemoryStore {
     async fn claim_due(
         &self,
         owner: &str,
-        now: Timestamp,
+        clock: &SharedClock,
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<ExecutionRecord>, StoreError> {
         let mut state = self.lock();
+        let now = clock.now();
         let mut due: Vec<(Timestamp, String)> =
             state.values().filter_map(|entry| Some((entry.due_since(now)?, entry.record.id.clone()))).collect();
         due.sort();
         due.truncate(limit);
         let until = now.saturating_add(lease);
-        let mut claimed = Vec::with_capacity(due.len());
-        for (_, id) in due {
-            if let Some(entry) = state.get_mut(&id) {
-                entry.record.lease = Some(Lease { owner: owner.to_owned(), until });
-                claimed.push(entry.record.clone());
-            }
-        }
-        Ok(claimed)
+        Ok(due.into_iter().filter_map(|(_, id)| Some(state.get_mut(&id)?.lease(owner, until))).collect())
     }
 
     async fn claim(
         &self,
         id: &str,
         owner: &str,
-        now: Timestamp,
+        clock: &SharedClock,
         lease: Duration,
     ) -> Result<Option<ExecutionRecord>, StoreError> {
         self.with_entry(id, |entry| {
-            let Some(lease) = claim_lease(&entry.record, owner, now, lease) else {
+            let now = clock.now();
+            if !claimable(&entry.record, now) {
                 return Ok(None);
-            };
-            entry.record.lease = Some(lease);
-            Ok(Some(entry.record.clone()))
+            }
+            Ok(Some(entry.lease(owner, now.saturating_add(lease))))
         })
     }
 
-    async fn renew_lease(&self, id: &str, owner: &str, until: Timestamp) -> Result<(), StoreError> {
+    async fn renew_lease(
+        &self,
+        id: &str,
+        token: &LeaseToken,
+        clock: &SharedClock,
+        lease: Duration,
+    ) -> Result<Lease, StoreError> {
         self.with_entry(id, |entry| {
-            check_lease_owner(&entry.record, owner, true)?;
-            entry.record.lease = Some(Lease { owner: owner.to_owned(), until });
-            Ok(())
+            check_renew(&entry.record, token)?;
+            let renewed =
+                Lease { owner: token.owner.clone(), epoch: token.epoch, until: clock.now().saturating_add(lease) };
+            entry.record.lease = Some(renewed.clone());
+            Ok(renewed)
         })
     }
 
-    async fn release_lease(&self, id: &str, owner: &str) -> Result<(), StoreError> {
+    async fn release_lease(&self, id: &str, token: &LeaseToken) -> Result<(), StoreError> {
         self.with_entry(id, |entry| {
-            check_lease_owner(&entry.record, owner, false)?;
+            check_release(&entry.record, token)?;
             entry.record.lease = None;
             Ok(())
         })
     }
 
-    async fn send_event(&self, id: &str, name: &str, payload: &str, now: Timestamp) -> Result<u64, StoreError> {
+    async fn send_keyed_event(
+        &self,
+        id: &str,
+        name: &str,
+        payload: &str,
+        key: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Sent, StoreError> {
         self.with_entry(id, |entry| {
             if entry.record.status.is_terminal() {
                 return Err(StoreError::Terminal(id.to_owned()));
             }
+            if let Some(seq) = key.and_then(|key| entry.keys.get(key)) {
+                return Ok(Sent::Duplicate(*seq));
+            }
             let seq = entry.next_inbox_seq;
             entry.next_inbox_seq += 1;
+            if let Some(key) = key {
+                entry.keys.insert(key.to_owned(), seq);
+            }
             let event = InboxEvent { seq, name: name.to_owned(), payload: payload.to_owned(), at: now };
             entry.inbox.push(event);
-            Ok(seq)
+            Ok(Sent::New(seq))
         })
     }
 

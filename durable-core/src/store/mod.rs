@@ -33,7 +33,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::time::Timestamp;
+use crate::time::{SharedClock, Timestamp};
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod columns;
@@ -53,8 +53,8 @@ pub use self::memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresOptions, PostgresStore, WorkListener};
 pub use self::record::{
-    Commit, Created, EventKind, ExecutionId, ExecutionRecord, HistoryEvent, InboxEvent, Lease, ListFilter,
-    NewExecution, Snapshot, Status, StepRecord, WorkflowInfo,
+    Commit, Created, EventKind, ExecutionId, ExecutionRecord, HistoryEvent, InboxEvent, Lease, LeaseToken, ListFilter,
+    NewExecution, Sent, Snapshot, Status, StepRecord, WorkflowInfo,
 };
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteOptions, SqliteStore, Synchronous};
@@ -85,8 +85,9 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// Checked in this order, and nothing changes when a check fails:
     /// - the execution exists, else [`StoreError::NotFound`];
-    /// - if `commit.lease_owner` is `Some(owner)`, `owner` holds a lease that has not expired at
-    ///   `commit.now`, else [`StoreError::LeaseLost`];
+    /// - if `commit.lease` is `Some(token)`, the execution is still leased under the claim
+    ///   `token` names, else [`StoreError::LeaseLost`]. The lease's end is not checked: if
+    ///   nobody claimed the execution since, nobody else can have run it;
     /// - the stored version equals `commit.expected_version`, else [`StoreError::Conflict`];
     /// - the stored status is not terminal, else [`StoreError::Terminal`]: a finished execution
     ///   never changes again.
@@ -118,7 +119,11 @@ pub trait Store: Send + Sync + 'static {
         commits: Vec<Commit>,
     ) -> impl Future<Output = Result<Vec<Result<ExecutionRecord, StoreError>>, StoreError>> + Send;
 
-    /// Atomically leases up to `limit` due executions to `owner` until `now + lease`.
+    /// Atomically leases up to `limit` due executions to `owner` for `lease`.
+    ///
+    /// The store reads `clock` once it holds whatever lock the claim needs, and uses that time
+    /// both to find what is due and to compute the lease's end (`now + lease`): a claim that had
+    /// to wait for the store (a long transaction, a locked table) is still granted a whole lease.
     ///
     /// An execution is due when its status is not terminal, its lease is absent or expired
     /// (`until <= now`), and either its status is [`Status::Running`] or it is
@@ -126,61 +131,86 @@ pub trait Store: Send + Sync + 'static {
     /// The longest-due come first: a running execution is due since its `updated_at`, a
     /// suspended one since its `wake_at` or its oldest matching event, whichever is earlier;
     /// ties are broken by id. Two callers never get the same execution while its lease is
-    /// valid. Returns the records with their new lease; their version does not change.
+    /// valid. Each claimed execution's [`Lease::epoch`] is one more than its previous claim's.
+    /// Returns the records with their new lease; their version does not change.
     fn claim_due(
         &self,
         owner: &str,
-        now: Timestamp,
+        clock: &SharedClock,
         lease: Duration,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<ExecutionRecord>, StoreError>> + Send;
 
-    /// Leases execution `id` to `owner` until `now + lease`, whether or not it is due: for a
-    /// caller with a reason to run it at once (the event it waits for was just sent).
+    /// Leases execution `id` to `owner` for `lease` (from the time the store grants it, as in
+    /// [`Store::claim_due`]), whether or not it is due: for a caller with a reason to run it at
+    /// once (the event it waits for was just sent).
     ///
-    /// Returns the record with its new lease (its version does not change), or `None` and no
-    /// change if the execution has finished or another owner holds a lease that has not expired
-    /// at `now`. An owner that already holds the lease gets it extended.
+    /// Returns the record with its new lease (a new epoch; its version does not change), or
+    /// `None` and no change if the execution has finished or anyone, `owner` included, holds a
+    /// lease that has not expired: one claim never extends another.
     /// [`StoreError::NotFound`] for an unknown execution.
     fn claim(
         &self,
         id: &str,
         owner: &str,
-        now: Timestamp,
+        clock: &SharedClock,
         lease: Duration,
     ) -> impl Future<Output = Result<Option<ExecutionRecord>, StoreError>> + Send;
 
-    /// Extends the lease `owner` holds on execution `id` until `until`.
+    /// Extends the claim `token` names on execution `id` to `lease` from now (the time the
+    /// store grants it, read from `clock`), and returns the lease.
     ///
-    /// Succeeds while no other worker has claimed the execution (also after the lease expired:
-    /// nobody else ran it in between); [`StoreError::LeaseLost`] if the lease is held by someone
-    /// else or by nobody. Does not change the version.
+    /// Succeeds while nobody has claimed the execution since (also after the lease expired:
+    /// nobody else ran it in between); [`StoreError::LeaseLost`] if it was claimed again or
+    /// released. Does not change the version or the epoch.
     fn renew_lease(
         &self,
         id: &str,
-        owner: &str,
-        until: Timestamp,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        token: &LeaseToken,
+        clock: &SharedClock,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Lease, StoreError>> + Send;
 
-    /// Gives up the lease `owner` holds on execution `id`, so any worker may claim it at once.
+    /// Gives up the claim `token` names on execution `id`, so any worker may claim it at once.
     ///
-    /// A no-op if nobody holds the lease; [`StoreError::LeaseLost`] (and no change) if someone
-    /// else holds it. Does not change the version.
-    fn release_lease(&self, id: &str, owner: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A no-op if nobody holds the lease; [`StoreError::LeaseLost`] (and no change) if it is
+    /// held under another claim, even one of the same worker. Does not change the version.
+    fn release_lease(&self, id: &str, token: &LeaseToken) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Appends an external event to execution `id`'s inbox and returns its inbox seq (1-based,
-    /// increasing per execution, never reused).
-    ///
-    /// [`StoreError::NotFound`] for an unknown execution, [`StoreError::Terminal`] for one that
-    /// has finished. The record and its version do not change; whether the event is the one the
-    /// execution waits for is decided when a worker consumes it.
+    /// Appends an external event to execution `id`'s inbox and returns its inbox seq; see
+    /// [`Store::send_keyed_event`], of which this is the call without a key.
     fn send_event(
         &self,
         id: &str,
         name: &str,
         payload: &str,
         now: Timestamp,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async move {
+            match self.send_keyed_event(id, name, payload, None, now).await? {
+                Sent::New(seq) | Sent::Duplicate(seq) => Ok(seq),
+            }
+        }
+    }
+
+    /// Appends an external event to execution `id`'s inbox and returns its inbox seq (1-based,
+    /// increasing per execution, never reused) as [`Sent::New`].
+    ///
+    /// With an idempotency `key`, an event sent to this execution before with the same key
+    /// (consumed or not) makes this call change nothing and return [`Sent::Duplicate`] with the
+    /// first event's seq. Keys are kept for the execution's whole life.
+    ///
+    /// [`StoreError::NotFound`] for an unknown execution, [`StoreError::Terminal`] for one that
+    /// has finished. The record and its version do not change; whether the event is the one the
+    /// execution waits for is decided when a worker consumes it.
+    fn send_keyed_event(
+        &self,
+        id: &str,
+        name: &str,
+        payload: &str,
+        key: Option<&str>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Sent, StoreError>> + Send;
 
     /// The events in execution `id`'s inbox that were not consumed yet, by increasing seq.
     /// [`StoreError::NotFound`] for an unknown execution.
@@ -223,11 +253,10 @@ pub trait Store: Send + Sync + 'static {
 
 /// Checks a commit against the stored record, in the order [`Store::commit`] documents.
 pub(crate) fn check_commit(current: &ExecutionRecord, commit: &Commit) -> Result<(), StoreError> {
-    if let Some(owner) = &commit.lease_owner {
-        let held = current.lease.as_ref().is_some_and(|lease| lease.owner == *owner && lease.until > commit.now);
-        if !held {
-            return Err(StoreError::LeaseLost { id: current.id.clone(), owner: owner.clone() });
-        }
+    if let Some(token) = &commit.lease
+        && !token.holds(current.lease.as_ref())
+    {
+        return Err(StoreError::LeaseLost { id: current.id.clone(), owner: token.owner.clone() });
     }
     if current.version != commit.expected_version {
         return Err(StoreError::Conflict {
@@ -284,20 +313,24 @@ pub(crate) fn new_record(new: &NewExecution) -> (ExecutionRecord, HistoryEvent) 
     (record, started)
 }
 
-/// The lease [`Store::claim`] gives `owner` on `current`, or `None` if it may not have one.
-pub(crate) fn claim_lease(current: &ExecutionRecord, owner: &str, now: Timestamp, lease: Duration) -> Option<Lease> {
-    let held_by_other = current.lease.as_ref().is_some_and(|lease| lease.owner != owner && lease.until > now);
-    if current.status.is_terminal() || held_by_other {
-        return None;
-    }
-    Some(Lease { owner: owner.to_owned(), until: now.saturating_add(lease) })
+/// Whether [`Store::claim`] may lease `current` at `now`: it has not finished and nobody holds
+/// a lease on it that is still valid.
+pub(crate) fn claimable(current: &ExecutionRecord, now: Timestamp) -> bool {
+    !current.status.is_terminal() && current.lease.as_ref().is_none_or(|lease| lease.until <= now)
 }
 
-/// Whether `owner` may release (or, with `renew`, extend) the lease on `current`.
-pub(crate) fn check_lease_owner(current: &ExecutionRecord, owner: &str, renew: bool) -> Result<(), StoreError> {
+/// Whether the claim `token` names may be renewed on `current`.
+pub(crate) fn check_renew(current: &ExecutionRecord, token: &LeaseToken) -> Result<(), StoreError> {
+    if token.holds(current.lease.as_ref()) {
+        return Ok(());
+    }
+    Err(StoreError::LeaseLost { id: current.id.clone(), owner: token.owner.clone() })
+}
+
+/// Whether the claim `token` names may be released on `current` (a free lease may be).
+pub(crate) fn check_release(current: &ExecutionRecord, token: &LeaseToken) -> Result<(), StoreError> {
     match &current.lease {
-        Some(lease) if lease.owner == owner => Ok(()),
-        None if !renew => Ok(()),
-        _ => Err(StoreError::LeaseLost { id: current.id.clone(), owner: owner.to_owned() }),
+        None => Ok(()),
+        Some(_) => check_renew(current, token),
     }
 }

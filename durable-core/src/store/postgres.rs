@@ -23,10 +23,10 @@ use self::listen::subscribe;
 use self::rows::{Locked, decode_inbox, decode_inbox_slot, decode_locked, decode_record, decode_status, int, millis};
 use self::schema::{Queries, check_schema_name, migrate};
 use super::{
-    Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, ListFilter, NewExecution, Status, Store, StoreError,
-    WorkflowInfo, check_lease_owner, claim_lease, new_record,
+    Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, LeaseToken, ListFilter, NewExecution, Sent,
+    Status, Store, StoreError, WorkflowInfo, check_release, claimable, new_record,
 };
-use crate::time::Timestamp;
+use crate::time::{SharedClock, Timestamp};
 
 mod batch;
 mod listen;
@@ -366,20 +366,37 @@ impl PostgresStore {
         id: &str,
         name: &str,
         payload: &str,
+        key: Option<&str>,
         now: Timestamp,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Sent, StoreError> {
         let what = "send an event";
         let q = &self.inner.queries;
+        if let Some(key) = key {
+            // The execution's row lock first: two sends with one key are serialized, and the
+            // second sees the first's key.
+            let record = self.lock(tx, what, id).await?;
+            if record.status.is_terminal() {
+                return Err(StoreError::Terminal(id.to_owned()));
+            }
+            let found = tx.query(what, &q.event_key, &[&id, &key]).await?;
+            if let Some(row) = found.first() {
+                let first: i64 = row.try_get(0).map_err(pg(what))?;
+                return Ok(Sent::Duplicate(u64::try_from(first).unwrap_or(0)));
+            }
+        }
         let rows = tx.query(what, &q.next_inbox_seq, &[&id]).await?;
         let Some(row) = rows.first() else {
             return Err(self.refuse_event(tx, id).await);
         };
         let (seq, status, waiting_for) = decode_inbox_slot(id, row)?;
+        if let Some(key) = key {
+            tx.execute(what, &q.insert_event_key, &[&id, &key, &int(seq)]).await?;
+        }
         tx.execute(what, &q.insert_inbox, &[&id, &int(seq), &name, &payload, &millis(now)]).await?;
         if status == Status::Suspended && waiting_for.as_deref() == Some(name) {
             self.notify(tx, id).await?;
         }
-        Ok(seq)
+        Ok(Sent::New(seq))
     }
 }
 
@@ -413,7 +430,7 @@ impl Store for PostgresStore {
     async fn claim_due(
         &self,
         owner: &str,
-        now: Timestamp,
+        clock: &SharedClock,
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<ExecutionRecord>, StoreError> {
@@ -422,7 +439,7 @@ impl Store for PostgresStore {
         }
         let what = "claim due executions";
         let tx = self.begin(what).await?;
-        let result = self.claim_due_in(&tx, owner, now, lease, limit).await;
+        let result = self.claim_due_in(&tx, owner, clock, lease, limit).await;
         tx.finish(what, result).await
     }
 
@@ -430,46 +447,55 @@ impl Store for PostgresStore {
         &self,
         id: &str,
         owner: &str,
-        now: Timestamp,
+        clock: &SharedClock,
         lease: Duration,
     ) -> Result<Option<ExecutionRecord>, StoreError> {
         let what = "claim an execution";
         let tx = self.begin(what).await?;
         let result = async {
-            let mut record = self.lock(&tx, what, id).await?;
-            let Some(lease) = claim_lease(&record, owner, now, lease) else {
+            let record = self.lock(&tx, what, id).await?;
+            // Read once the row is locked: the lease runs from when it is granted.
+            let now = clock.now();
+            if !claimable(&record, now) {
                 return Ok(None);
-            };
-            let params: [&(dyn ToSql + Sync); 3] = [&vec![id], &lease.owner, &millis(lease.until)];
-            tx.execute(what, &self.inner.queries.lease_many, &params).await?;
-            record.lease = Some(lease);
-            Ok(Some(record))
+            }
+            let mut claimed = self.lease_locked(&tx, vec![record], owner, now.saturating_add(lease)).await?;
+            Ok(claimed.pop())
         }
         .await;
         tx.finish(what, result).await
     }
 
-    async fn renew_lease(&self, id: &str, owner: &str, until: Timestamp) -> Result<(), StoreError> {
+    async fn renew_lease(
+        &self,
+        id: &str,
+        token: &LeaseToken,
+        clock: &SharedClock,
+        lease: Duration,
+    ) -> Result<Lease, StoreError> {
         let what = "renew a lease";
-        if !self.retrying(what, &self.inner.queries.renew, &[&id, &owner, &millis(until)]).await?.is_empty() {
-            return Ok(());
+        let until = clock.now().saturating_add(lease);
+        let params: [&(dyn ToSql + Sync); 4] = [&id, &token.owner, &int(token.epoch), &millis(until)];
+        if !self.retrying(what, &self.inner.queries.renew, &params).await?.is_empty() {
+            return Ok(Lease { owner: token.owner.clone(), epoch: token.epoch, until });
         }
-        // Nothing changed: find out why (a missing execution, or someone else's lease).
+        // Nothing changed: find out why (a missing execution, or another claim).
         let rows = self.retrying(what, &self.inner.queries.lease_owner, &[&id]).await?;
         match rows.first() {
             None => Err(StoreError::NotFound(id.to_owned())),
-            Some(_) => Err(StoreError::LeaseLost { id: id.to_owned(), owner: owner.to_owned() }),
+            Some(_) => Err(StoreError::LeaseLost { id: id.to_owned(), owner: token.owner.clone() }),
         }
     }
 
-    async fn release_lease(&self, id: &str, owner: &str) -> Result<(), StoreError> {
+    async fn release_lease(&self, id: &str, token: &LeaseToken) -> Result<(), StoreError> {
         let what = "release a lease";
         let tx = self.begin(what).await?;
         let result = async {
-            let rows = tx.query(what, &self.inner.queries.release, &[&id, &owner]).await?;
+            let params: [&(dyn ToSql + Sync); 3] = [&id, &token.owner, &int(token.epoch)];
+            let rows = tx.query(what, &self.inner.queries.release, &params).await?;
             let Some(row) = rows.first() else {
                 let current = self.lock(&tx, what, id).await?;
-                return check_lease_owner(&current, owner, false);
+                return check_release(&current, token);
             };
             if decode_status(id, row)? == Status::Running {
                 self.notify(&tx, id).await?;
@@ -480,9 +506,16 @@ impl Store for PostgresStore {
         tx.finish(what, result).await
     }
 
-    async fn send_event(&self, id: &str, name: &str, payload: &str, now: Timestamp) -> Result<u64, StoreError> {
+    async fn send_keyed_event(
+        &self,
+        id: &str,
+        name: &str,
+        payload: &str,
+        key: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Sent, StoreError> {
         let tx = self.begin("send an event").await?;
-        let result = self.send_event_in(&tx, id, name, payload, now).await;
+        let result = self.send_event_in(&tx, id, name, payload, key, now).await;
         tx.finish("send an event", result).await
     }
 
@@ -538,29 +571,50 @@ impl PostgresStore {
         &self,
         tx: &Tx,
         owner: &str,
-        now: Timestamp,
+        clock: &SharedClock,
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<ExecutionRecord>, StoreError> {
         let what = "claim due executions";
         let q = &self.inner.queries;
-        let rows = tx.query(what, &q.claim_due, &[&millis(now), &int(limit as u64)]).await?;
-        let until = now.saturating_add(lease);
-        let mut claimed = Vec::with_capacity(rows.len());
+        let rows = tx.query(what, &q.claim_due, &[&millis(clock.now()), &int(limit as u64)]).await?;
+        let mut due = Vec::with_capacity(rows.len());
         for row in &rows {
             match decode_record(row) {
-                Ok(mut record) => {
-                    record.lease = Some(super::Lease { owner: owner.to_owned(), until });
-                    claimed.push(record);
-                }
+                Ok(record) => due.push(record),
                 Err(error) => tracing::error!(%error, "skipping an execution that cannot be claimed"),
             }
         }
-        if !claimed.is_empty() {
-            let ids: Vec<&str> = claimed.iter().map(|record| record.id.as_str()).collect();
-            tx.execute(what, &q.lease_many, &[&ids, &owner, &millis(until)]).await?;
+        // Read once the rows are locked: a claim that waited for a lock still gets a whole lease.
+        let until = clock.now().saturating_add(lease);
+        self.lease_locked(tx, due, owner, until).await
+    }
+
+    /// Leases the locked executions `records` to `owner` until `until`, each under its next
+    /// epoch, and returns them with their lease.
+    async fn lease_locked(
+        &self,
+        tx: &Tx,
+        mut records: Vec<ExecutionRecord>,
+        owner: &str,
+        until: Timestamp,
+    ) -> Result<Vec<ExecutionRecord>, StoreError> {
+        if records.is_empty() {
+            return Ok(records);
         }
-        Ok(claimed)
+        let what = "lease executions";
+        let ids: Vec<&str> = records.iter().map(|record| record.id.as_str()).collect();
+        let rows = tx.query(what, &self.inner.queries.lease_many, &[&ids, &owner, &millis(until)]).await?;
+        let mut epochs = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let (id, epoch): (String, i64) = (row.try_get(0).map_err(pg(what))?, row.try_get(1).map_err(pg(what))?);
+            epochs.insert(id, u64::try_from(epoch).unwrap_or(0));
+        }
+        for record in &mut records {
+            let epoch = epochs.get(&record.id).copied().unwrap_or(0);
+            record.lease = Some(Lease { owner: owner.to_owned(), epoch, until });
+        }
+        Ok(records)
     }
 
     /// Locks the executions of `commits` (in id order, so that concurrent batches cannot

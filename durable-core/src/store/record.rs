@@ -188,8 +188,39 @@ pub struct StepRecord {
 pub struct Lease {
     /// The worker holding the lease.
     pub owner: String,
+    /// Which claim of the execution this is: every claim takes the next number (1, 2, ...),
+    /// whoever makes it, and the number never goes back. A lease token names a claim by it.
+    pub epoch: u64,
     /// When the lease expires (it is valid while `now < until`).
     pub until: Timestamp,
+}
+
+impl Lease {
+    /// The token that names this claim in commits, renewals and releases.
+    pub fn token(&self) -> LeaseToken {
+        LeaseToken { owner: self.owner.clone(), epoch: self.epoch }
+    }
+}
+
+/// Names one claim of an execution: the worker that made it and its [`Lease::epoch`].
+///
+/// A commit, a renewal or a release that carries a token applies only while the execution is
+/// still leased under that very claim. Once anyone (the same worker included) has claimed the
+/// execution again, an older token is refused: a run that lost its lease is fenced out even if
+/// its worker's name is on the new lease.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LeaseToken {
+    /// The worker that made the claim.
+    pub owner: String,
+    /// The claim's epoch.
+    pub epoch: u64,
+}
+
+impl LeaseToken {
+    /// Whether `lease` is the claim this token names.
+    pub fn holds(&self, lease: Option<&Lease>) -> bool {
+        lease.is_some_and(|lease| lease.owner == self.owner && lease.epoch == self.epoch)
+    }
 }
 
 /// The stored state of one execution.
@@ -295,6 +326,15 @@ pub struct InboxEvent {
     pub at: Timestamp,
 }
 
+/// What [`Store::send_keyed_event`](super::Store::send_keyed_event) did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// The event was appended to the inbox with this seq.
+    New(u64),
+    /// An event with the same idempotency key was sent before, with this seq; nothing changed.
+    Duplicate(u64),
+}
+
 /// What [`Store::create`](super::Store::create) needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewExecution {
@@ -360,8 +400,9 @@ pub struct Commit {
     pub id: ExecutionId,
     /// The version the caller last read; the commit applies only if it is still the stored one.
     pub expected_version: u64,
-    /// If `Some`, the commit applies only if this worker still holds a valid lease.
-    pub lease_owner: Option<String>,
+    /// If `Some`, the commit applies only while the execution is still leased under this claim
+    /// (nobody has claimed it since, whether or not the lease's time has run out).
+    pub lease: Option<LeaseToken>,
     /// The new status.
     pub status: Status,
     /// The new last checkpoint.
@@ -391,7 +432,7 @@ impl Commit {
         Commit {
             id: record.id.clone(),
             expected_version: record.version,
-            lease_owner: None,
+            lease: None,
             status: record.status,
             snapshot: record.snapshot.clone(),
             output: record.output.clone(),

@@ -7,18 +7,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use self::rows::{
-    MIGRATIONS, RECORD_COLUMNS, SCHEMA_VERSION, append_history, decode_history, decode_inbox, decode_record,
-    existing_record, inbox_slot, insert_record, load_for_commit, load_record, millis, update_record,
+    MIGRATIONS, RECORD_COLUMNS, SCHEMA_VERSION, append_history, decode_claimable, decode_history, decode_inbox,
+    decode_record, existing_record, inbox_slot, insert_record, load_for_commit, load_record, millis, update_record,
 };
+use super::columns::int;
 use super::{
-    Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, ListFilter, NewExecution, Store, StoreError,
-    WorkflowInfo, apply_commit, check_commit, check_lease_owner, claim_lease, new_record,
+    Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, LeaseToken, ListFilter, NewExecution, Sent,
+    Store, StoreError, WorkflowInfo, apply_commit, check_commit, check_release, check_renew, claimable, new_record,
 };
-use crate::time::Timestamp;
+use crate::time::{SharedClock, Timestamp};
 
 mod rows;
 mod workflows;
@@ -164,7 +165,17 @@ impl SqliteStore {
         conn.busy_timeout(SqliteOptions::default().busy_timeout).map_err(sql(format_args!("configure {shown}")))?;
         match schema_version(&conn, path)? {
             0 => Err(StoreError::backend(format!("sqlite: {shown} is not a durable store (it has no schema)"))),
-            version => Ok(Self::serve(conn, path, true, version, Synchronous::Normal)),
+            version => {
+                if version < 3 {
+                    // Before version 3 there were no lease epochs: read them as 0, through a
+                    // view in the connection's own temporary schema, which shadows the table.
+                    conn.execute_batch(
+                        "CREATE TEMP VIEW executions AS SELECT *, 0 AS lease_epoch FROM main.executions",
+                    )
+                    .map_err(sql(format_args!("read {shown} (schema version {version})")))?;
+                }
+                Ok(Self::serve(conn, path, true, version, Synchronous::Normal))
+            }
         }
     }
 
@@ -357,32 +368,59 @@ WITH due AS (
 )
 SELECT {columns} FROM due ORDER BY due_since, id LIMIT ?2";
 
-/// Leases the due executions to `lease` and returns them. A row that cannot be decoded is
+/// Leases the due executions to `owner` and returns them. A row that cannot be decoded is
 /// skipped and reported, so one corrupt execution does not stop all the others.
-fn claim(conn: &Connection, now: Timestamp, lease: &Lease, limit: usize) -> Result<Vec<ExecutionRecord>, StoreError> {
+fn claim(
+    conn: &Connection,
+    owner: &str,
+    now: Timestamp,
+    lease: Duration,
+    limit: usize,
+) -> Result<Vec<ExecutionRecord>, StoreError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let query = CLAIM.replace("{columns}", RECORD_COLUMNS);
     let mut select = conn.prepare_cached(&query).map_err(sql("find due executions"))?;
     let rows = select
-        .query_map(params![millis(now), limit], |row| Ok(decode_record(row)))
+        .query_map(params![millis(now), limit], |row| Ok(decode_claimable(row)))
         .map_err(sql("find due executions"))?;
-    let mut update = conn
-        .prepare_cached("UPDATE executions SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1")
-        .map_err(sql("lease executions"))?;
+    let until = now.saturating_add(lease);
     let mut claimed = Vec::new();
     for row in rows {
         match row.map_err(sql("find due executions"))? {
-            Ok(mut record) => {
-                update
-                    .execute(params![record.id, lease.owner, millis(lease.until)])
-                    .map_err(sql("lease executions"))?;
-                record.lease = Some(lease.clone());
+            Ok((mut record, epoch)) => {
+                record.lease = Some(lease_to(conn, &record.id, owner, epoch + 1, until)?);
                 claimed.push(record);
             }
             Err(error) => tracing::error!(%error, "skipping an execution that cannot be claimed"),
         }
     }
     Ok(claimed)
+}
+
+/// Writes the lease of claim `epoch` on execution `id` and returns it.
+fn lease_to(conn: &Connection, id: &str, owner: &str, epoch: u64, until: Timestamp) -> Result<Lease, StoreError> {
+    conn.prepare_cached("UPDATE executions SET lease_owner = ?2, lease_until = ?3, lease_epoch = ?4 WHERE id = ?1")
+        .and_then(|mut update| update.execute(params![id, owner, millis(until), int(epoch)]))
+        .map_err(sql("lease an execution"))?;
+    Ok(Lease { owner: owner.to_owned(), epoch, until })
+}
+
+/// The seq of the event sent to execution `id` with idempotency key `key`, if one was.
+fn sent_with_key(conn: &Connection, id: &str, key: &str) -> Result<Option<u64>, StoreError> {
+    let what = "look up an event's idempotency key";
+    let mut select =
+        conn.prepare_cached("SELECT seq FROM event_keys WHERE execution_id = ?1 AND key = ?2").map_err(sql(what))?;
+    let seq: Option<i64> = select.query_row(params![id, key], |row| row.get(0)).optional().map_err(sql(what))?;
+    Ok(seq.map(|seq| u64::try_from(seq).unwrap_or(0)))
+}
+
+/// The record `id` with the epoch of its last claim, or [`StoreError::NotFound`].
+fn claimable_record(conn: &Connection, id: &str) -> Result<(ExecutionRecord, u64), StoreError> {
+    let query = format!("SELECT {RECORD_COLUMNS} FROM executions WHERE id = ?1");
+    let mut statement = conn.prepare_cached(&query).map_err(sql("load an execution"))?;
+    let row =
+        statement.query_row([id], |row| Ok(decode_claimable(row))).optional().map_err(sql("load an execution"))?;
+    row.ok_or_else(|| StoreError::NotFound(id.to_owned()))?
 }
 
 impl Store for SqliteStore {
@@ -414,56 +452,57 @@ impl Store for SqliteStore {
     async fn claim_due(
         &self,
         owner: &str,
-        now: Timestamp,
+        clock: &SharedClock,
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<ExecutionRecord>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let lease = Lease { owner: owner.to_owned(), until: now.saturating_add(lease) };
-        self.write_lease("claim due executions", move |conn| claim(conn, now, &lease, limit)).await
+        let (owner, clock) = (owner.to_owned(), Arc::clone(clock));
+        // The clock is read inside the transaction, once the write lock is held.
+        self.write_lease("claim due executions", move |conn| claim(conn, &owner, clock.now(), lease, limit)).await
     }
 
     async fn claim(
         &self,
         id: &str,
         owner: &str,
-        now: Timestamp,
+        clock: &SharedClock,
         lease: Duration,
     ) -> Result<Option<ExecutionRecord>, StoreError> {
-        let (id, owner) = (id.to_owned(), owner.to_owned());
+        let (id, owner, clock) = (id.to_owned(), owner.to_owned(), Arc::clone(clock));
         self.write_lease("claim an execution", move |conn| {
-            let mut record = existing_record(conn, &id)?;
-            let Some(lease) = claim_lease(&record, &owner, now, lease) else {
+            let (mut record, epoch) = claimable_record(conn, &id)?;
+            let now = clock.now();
+            if !claimable(&record, now) {
                 return Ok(None);
-            };
-            conn.execute(
-                "UPDATE executions SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1",
-                params![id, lease.owner, millis(lease.until)],
-            )
-            .map_err(sql("claim an execution"))?;
-            record.lease = Some(lease);
+            }
+            record.lease = Some(lease_to(conn, &id, &owner, epoch + 1, now.saturating_add(lease))?);
             Ok(Some(record))
         })
         .await
     }
 
-    async fn renew_lease(&self, id: &str, owner: &str, until: Timestamp) -> Result<(), StoreError> {
-        let (id, owner) = (id.to_owned(), owner.to_owned());
+    async fn renew_lease(
+        &self,
+        id: &str,
+        token: &LeaseToken,
+        clock: &SharedClock,
+        lease: Duration,
+    ) -> Result<Lease, StoreError> {
+        let (id, token, clock) = (id.to_owned(), token.clone(), Arc::clone(clock));
         self.write_lease("renew a lease", move |conn| {
-            check_lease_owner(&existing_record(conn, &id)?, &owner, true)?;
-            conn.execute("UPDATE executions SET lease_until = ?2 WHERE id = ?1", params![id, millis(until)])
-                .map_err(sql("renew a lease"))?;
-            Ok(())
+            check_renew(&existing_record(conn, &id)?, &token)?;
+            lease_to(conn, &id, &token.owner, token.epoch, clock.now().saturating_add(lease))
         })
         .await
     }
 
-    async fn release_lease(&self, id: &str, owner: &str) -> Result<(), StoreError> {
-        let (id, owner) = (id.to_owned(), owner.to_owned());
+    async fn release_lease(&self, id: &str, token: &LeaseToken) -> Result<(), StoreError> {
+        let (id, token) = (id.to_owned(), token.clone());
         self.write_lease("release a lease", move |conn| {
-            check_lease_owner(&existing_record(conn, &id)?, &owner, false)?;
+            check_release(&existing_record(conn, &id)?, &token)?;
             conn.execute("UPDATE executions SET lease_owner = NULL, lease_until = NULL WHERE id = ?1", [&id])
                 .map_err(sql("release a lease"))?;
             Ok(())
@@ -471,12 +510,24 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn send_event(&self, id: &str, name: &str, payload: &str, now: Timestamp) -> Result<u64, StoreError> {
-        let (id, name, payload) = (id.to_owned(), name.to_owned(), payload.to_owned());
+    async fn send_keyed_event(
+        &self,
+        id: &str,
+        name: &str,
+        payload: &str,
+        key: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Sent, StoreError> {
+        let (id, name, payload, key) = (id.to_owned(), name.to_owned(), payload.to_owned(), key.map(str::to_owned));
         self.write("send an event", move |conn| {
             let (status, seq) = inbox_slot(conn, &id)?;
             if status.is_terminal() {
                 return Err(StoreError::Terminal(id));
+            }
+            if let Some(key) = &key
+                && let Some(first) = sent_with_key(conn, &id, key)?
+            {
+                return Ok(Sent::Duplicate(first));
             }
             let stored = i64::try_from(seq).unwrap_or(i64::MAX);
             conn.execute(
@@ -487,8 +538,15 @@ impl Store for SqliteStore {
             .and_then(|_| {
                 conn.execute("UPDATE executions SET next_inbox_seq = ?2 WHERE id = ?1", params![id, stored + 1])
             })
+            .and_then(|_| match &key {
+                Some(key) => conn.execute(
+                    "INSERT INTO event_keys (execution_id, key, seq) VALUES (?1, ?2, ?3)",
+                    params![id, key, stored],
+                ),
+                None => Ok(0),
+            })
             .map_err(sql("send an event"))?;
-            Ok(seq)
+            Ok(Sent::New(seq))
         })
         .await
     }

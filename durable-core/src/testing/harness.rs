@@ -233,7 +233,7 @@ impl Harness {
         self.crashes += 1;
         for record in self.store.list(ListFilter::default()).await? {
             if let Some(lease) = record.lease {
-                self.store.release_lease(&record.id, &lease.owner).await?;
+                self.store.release_lease(&record.id, &lease.token()).await?;
             }
         }
         Ok(())

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::store::{
-    Commit, Created, EventKind, ExecutionRecord, HistoryEvent, InboxEvent, ListFilter, MemoryStore, NewExecution,
-    Store, StoreError, WorkflowInfo,
+    Commit, Created, EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Lease, LeaseToken, ListFilter, MemoryStore,
+    NewExecution, Sent, Store, StoreError, WorkflowInfo,
 };
-use crate::time::Timestamp;
+use crate::time::{SharedClock, Timestamp};
 
 /// Where [`Harness::crash_and_resume_at`](super::Harness::crash_and_resume_at) crashes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,38 +137,51 @@ impl Store for HarnessStore {
     async fn claim_due(
         &self,
         owner: &str,
-        now: Timestamp,
+        clock: &SharedClock,
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<ExecutionRecord>, StoreError> {
         self.alive()?;
-        self.inner.claim_due(owner, now, lease, limit).await
+        self.inner.claim_due(owner, clock, lease, limit).await
     }
 
     async fn claim(
         &self,
         id: &str,
         owner: &str,
-        now: Timestamp,
+        clock: &SharedClock,
         lease: Duration,
     ) -> Result<Option<ExecutionRecord>, StoreError> {
         self.alive()?;
-        self.inner.claim(id, owner, now, lease).await
+        self.inner.claim(id, owner, clock, lease).await
     }
 
-    async fn renew_lease(&self, id: &str, owner: &str, until: Timestamp) -> Result<(), StoreError> {
+    async fn renew_lease(
+        &self,
+        id: &str,
+        token: &LeaseToken,
+        clock: &SharedClock,
+        lease: Duration,
+    ) -> Result<Lease, StoreError> {
         self.alive()?;
-        self.inner.renew_lease(id, owner, until).await
+        self.inner.renew_lease(id, token, clock, lease).await
     }
 
-    async fn release_lease(&self, id: &str, owner: &str) -> Result<(), StoreError> {
+    async fn release_lease(&self, id: &str, token: &LeaseToken) -> Result<(), StoreError> {
         self.alive()?;
-        self.inner.release_lease(id, owner).await
+        self.inner.release_lease(id, token).await
     }
 
-    async fn send_event(&self, id: &str, name: &str, payload: &str, now: Timestamp) -> Result<u64, StoreError> {
+    async fn send_keyed_event(
+        &self,
+        id: &str,
+        name: &str,
+        payload: &str,
+        key: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Sent, StoreError> {
         self.alive()?;
-        self.inner.send_event(id, name, payload, now).await
+        self.inner.send_keyed_event(id, name, payload, key, now).await
     }
 
     async fn inbox(&self, id: &str) -> Result<Vec<InboxEvent>, StoreError> {

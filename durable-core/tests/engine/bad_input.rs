@@ -93,7 +93,7 @@ async fn a_read_only_database_refuses_writes_and_keeps_its_data() {
     clock.advance(YEAR);
     let claim = engine.worker("w-1").run_until_idle().await.unwrap_err();
     assert!(claim.to_string().contains("cannot claim due executions"), "{claim}");
-    let event = engine.send_event("n-1", "payment", &1).await.unwrap_err();
+    let event = engine.store().send_event("n-1", "payment", "1", clock.now()).await.unwrap_err();
     assert!(event.to_string().contains("is open read-only"), "{event}");
     assert!(engine.cancel("n-1").await.unwrap_err().to_string().contains("is open read-only"));
     assert_eq!(engine.status("n-1").await.unwrap().status, Status::Suspended, "reading still works");

@@ -1,6 +1,7 @@
 //! Events: delivered at once or through the inbox, refused when they do not decode, timed out.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use durable_core::prelude::*;
 use durable_core::store::{EventKind, Status, Store};
@@ -16,7 +17,108 @@ both!(
     a_malformed_inbox_event_is_rejected_and_the_wait_goes_on,
     an_event_wait_times_out,
     queued_events_of_one_name_are_each_consumed_once_in_a_loop,
+    an_event_after_the_deadline_is_refused_and_the_wait_times_out,
+    a_queued_event_after_the_deadline_is_left_and_the_wait_times_out,
+    an_event_the_workflow_never_waits_for_is_refused,
+    a_keyed_event_is_stored_once,
 );
+
+/// The deadline decides, not which worker gets there first: an event sent after the timeout,
+/// while no worker has acted on it yet, is refused and the wait times out.
+async fn an_event_after_the_deadline_is_refused_and_the_wait_times_out<S: Store>(store: S, tag: &str) {
+    let clock = clock();
+    let engine = engine(store, &clock);
+    engine.start(pay_or_timeout, "t-1", tag.to_owned()).await.unwrap();
+    engine.worker("w-1").run_until_idle().await.unwrap();
+    clock.advance(HOUR + Duration::from_secs(1));
+    let late = engine.send_event("t-1", "payment", &Payment { amount: 1 }).await.unwrap_err();
+    assert!(matches!(&late, EngineError::DeadlinePassed { event, .. } if event == "payment"), "{late}");
+    assert!(late.to_string().contains("arrived after the timeout"), "{late}");
+    assert!(engine.store().inbox("t-1").await.unwrap().is_empty(), "nothing was stored");
+    engine.worker("w-1").run_until_idle().await.unwrap();
+    let expected = format!("{tag}: no event `payment` arrived before the timeout");
+    assert_eq!(engine.result(pay_or_timeout, "t-1").await.unwrap(), Ok(expected));
+
+    // One second before the deadline the same event is taken.
+    engine.start(pay_or_timeout, "t-2", tag.to_owned()).await.unwrap();
+    engine.worker("w-1").run_until_idle().await.unwrap();
+    clock.advance(HOUR - Duration::from_secs(1));
+    assert_eq!(engine.send_event("t-2", "payment", &Payment { amount: 2 }).await.unwrap(), Delivery::Delivered);
+    clock.advance(Duration::from_secs(5));
+    engine.worker("w-1").run_until_idle().await.unwrap();
+    assert_eq!(engine.result(pay_or_timeout, "t-2").await.unwrap(), Ok(format!("{tag}: paid 2")));
+}
+
+/// An event that reached the inbox after the wait's deadline (it was sent while a worker held
+/// the execution) is not consumed by that wait: the wait times out and the event stays visible.
+async fn a_queued_event_after_the_deadline_is_left_and_the_wait_times_out<S: Store>(store: S, tag: &str) {
+    let clock = clock();
+    let engine = engine(store, &clock);
+    engine.start(pay_or_timeout, "t-1", tag.to_owned()).await.unwrap();
+    engine.worker("w-1").run_until_idle().await.unwrap();
+    let deadline = engine.status("t-1").await.unwrap().wake_at.unwrap();
+    clock.advance(HOUR + Duration::from_secs(1));
+    let late = serde_json::to_string(&Payment { amount: 1 }).unwrap();
+    engine
+        .store()
+        .send_event("t-1", "payment", &late, deadline.saturating_add(Duration::from_millis(1)))
+        .await
+        .unwrap();
+    engine.worker("w-1").run_until_idle().await.unwrap();
+    let expected = format!("{tag}: no event `payment` arrived before the timeout");
+    assert_eq!(engine.result(pay_or_timeout, "t-1").await.unwrap(), Ok(expected));
+    assert_eq!(engine.store().inbox("t-1").await.unwrap().len(), 1, "the late event is left, not consumed");
+
+    // Arrived exactly at the deadline: late too. A millisecond before: consumed.
+    for (id, offset, paid) in [("t-2", 0, false), ("t-3", -1, true)] {
+        engine.start(pay_or_timeout, id, tag.to_owned()).await.unwrap();
+        engine.worker("w-1").run_until_idle().await.unwrap();
+        let deadline = engine.status(id).await.unwrap().wake_at.unwrap();
+        let at = durable_core::Timestamp::from_millis(deadline.as_millis().saturating_add_signed(offset));
+        engine.store().send_event(id, "payment", r#"{"amount":3}"#, at).await.unwrap();
+        clock.advance(HOUR + Duration::from_secs(1));
+        engine.worker("w-1").run_until_idle().await.unwrap();
+        let result = engine.result(pay_or_timeout, id).await.unwrap().unwrap();
+        assert_eq!(result.ends_with("paid 3"), paid, "{id}: {result}");
+    }
+}
+
+async fn an_event_the_workflow_never_waits_for_is_refused<S: Store>(store: S, tag: &str) {
+    let clock = clock();
+    let engine = engine(store, &clock);
+    engine.start(pay, "p-1", tag.to_owned()).await.unwrap();
+    let error = engine.send_event("p-1", "refund", &Payment { amount: 1 }).await.unwrap_err();
+    assert!(matches!(&error, EngineError::UnknownEvent { event, .. } if event == "refund"), "{error}");
+    assert!(error.to_string().contains("never waits for an event named `refund` (its events: payment)"), "{error}");
+    assert!(engine.store().inbox("p-1").await.unwrap().is_empty(), "nothing was stored");
+}
+
+/// A sender that retries sends each keyed event once: the repeat (concurrent, or after the
+/// event was consumed) is answered `Duplicate` and stores nothing.
+async fn a_keyed_event_is_stored_once<S: Store>(store: S, tag: &str) {
+    let clock = clock();
+    let engine = engine(store, &clock);
+    engine.start(pay, "p-1", tag.to_owned()).await.unwrap();
+    engine.worker("w-1").run_until_idle().await.unwrap();
+    let payment = Payment { amount: 8 };
+    let (a, b) = tokio::join!(
+        engine.send_event_once("p-1", "payment", "webhook-1", &payment),
+        engine.send_event_once("p-1", "payment", "webhook-1", &payment),
+    );
+    let mut answers = [a.unwrap(), b.unwrap()];
+    answers.sort_by_key(|delivery| format!("{delivery:?}"));
+    assert_eq!(answers, [Delivery::Duplicate, Delivery::Queued]);
+    assert_eq!(engine.store().inbox("p-1").await.unwrap().len(), 1);
+    engine.worker("w-1").run_until_idle().await.unwrap();
+    assert_eq!(engine.result(pay, "p-1").await.unwrap(), Ok(format!("{tag}: paid 8 of 30")));
+
+    engine.start(pay, "p-2", tag.to_owned()).await.unwrap();
+    engine.worker("w-1").run_until_idle().await.unwrap();
+    assert_eq!(engine.send_event_once("p-2", "payment", "k", &payment).await.unwrap(), Delivery::Queued);
+    engine.worker("w-1").run_until_idle().await.unwrap();
+    let error = engine.send_event_once("p-2", "payment", "k", &payment).await.unwrap_err();
+    assert!(matches!(error, EngineError::Finished { .. }), "a finished execution refuses even a repeat: {error}");
+}
 
 async fn a_waiting_execution_gets_its_event_at_once<S: Store>(store: S, tag: &str) {
     let clock = clock();
@@ -72,14 +174,15 @@ async fn an_early_event_is_kept_until_the_wait<S: Store>(store: S, tag: &str) {
     engine.start(pay, "p-1", tag.to_owned()).await.unwrap();
     let delivery = engine.send_event("p-1", "payment", &Payment { amount: 12 }).await.unwrap();
     assert_eq!(delivery, Delivery::Queued);
-    let other = engine.send_event("p-1", "refund", &Payment { amount: 1 }).await.unwrap();
-    assert_eq!(other, Delivery::Queued, "an event nobody waits for yet is kept too");
+    let again = engine.send_event("p-1", "payment", &Payment { amount: 99 }).await.unwrap();
+    assert_eq!(again, Delivery::Queued, "a second event of the name is kept for a later wait");
     assert_eq!(engine.store().inbox("p-1").await.unwrap().len(), 2);
 
     assert_eq!(engine.worker("w-1").run_until_idle().await.unwrap(), 1, "one run: price, payment, done");
     assert_eq!(engine.result(pay, "p-1").await.unwrap(), Ok(format!("{tag}: paid 12 of 30")));
     let inbox = engine.store().inbox("p-1").await.unwrap();
-    assert_eq!(inbox.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["refund"], "consumed exactly once");
+    let left: Vec<&str> = inbox.iter().map(|e| e.payload.as_str()).collect();
+    assert_eq!(left, [r#"{"amount":99}"#], "the first was consumed exactly once, the second never will be");
 }
 
 async fn a_malformed_inbox_event_is_rejected_and_the_wait_goes_on<S: Store>(store: S, tag: &str) {

@@ -61,21 +61,23 @@ pub(super) async fn subscribe(config: &Config, channel: &str) -> Result<Subscrip
 /// The task stops when the listener is dropped.
 ///
 /// ```no_run
+/// use std::sync::Arc;
 /// use std::time::Duration;
-/// use durable_core::{Clock, SystemClock};
+/// use durable_core::{SharedClock, SystemClock};
 /// use durable_core::store::{PostgresStore, Store};
 ///
 /// # async fn worker() -> Result<(), durable_core::StoreError> {
 /// let store = PostgresStore::connect("postgres://postgres@127.0.0.1:5432/test").await?;
 /// let listener = store.listen().await?;
+/// let clock: SharedClock = Arc::new(SystemClock);
 /// loop {
-///     let due = store.claim_due("worker-1", SystemClock.now(), Duration::from_secs(30), 16).await?;
+///     let due = store.claim_due("worker-1", &clock, Duration::from_secs(30), 16).await?;
 ///     if due.is_empty() {
 ///         // Sleep until new work is announced, or poll again after a while (for timers).
 ///         let _ = tokio::time::timeout(Duration::from_secs(5), listener.notified()).await;
 ///     }
 ///     for record in due {
-///         // ... run the execution, committing with `lease_owner: Some("worker-1")` ...
+///         // ... run the execution, committing with `lease: record.lease.map(|l| l.token())` ...
 ///         # let _ = record;
 ///     }
 /// }

@@ -13,7 +13,7 @@ use crate::store::StoreError;
 ///
 /// Never edit a released migration: add a new one. Timestamps are milliseconds since the Unix
 /// epoch in `BIGINT` columns (exactly the store's `Timestamp`, which `timestamptz` is not).
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes and understands.
 pub(super) const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -81,6 +81,19 @@ CREATE TABLE {s}.workflows (
     PRIMARY KEY (name, fingerprint)
 );
 CREATE INDEX workflows_latest ON {s}.workflows (name, registered);
+";
+
+/// The epoch of each execution's last claim, which fences out a run that lost its lease; and
+/// the idempotency keys of sent events, kept after the event is consumed so that a repeated
+/// send is recognized for the execution's whole life.
+const V3: &str = "
+ALTER TABLE {s}.executions ADD COLUMN lease_epoch BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE {s}.event_keys (
+    execution_id TEXT NOT NULL REFERENCES {s}.executions (id),
+    key TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    PRIMARY KEY (execution_id, key)
+);
 ";
 
 /// The first key of the advisory lock that serializes migrations (the second is the schema's
@@ -180,6 +193,8 @@ pub(super) struct Queries {
     pub(super) next_inbox_seq: String,
     pub(super) status: String,
     pub(super) insert_inbox: String,
+    pub(super) event_key: String,
+    pub(super) insert_event_key: String,
     pub(super) inbox: String,
     pub(super) history: String,
     pub(super) list: String,
@@ -221,17 +236,21 @@ impl Queries {
                        WHERE i.execution_id = e.id AND i.name = e.waiting_for)) \
                  ORDER BY {DUE_SINCE}, e.id LIMIT $2 FOR UPDATE OF e SKIP LOCKED"
             )),
-            lease_many: q("UPDATE {s}.executions SET lease_owner = $2, lease_until = $3 WHERE id = ANY($1)"),
-            renew: q("UPDATE {s}.executions SET lease_until = $3 WHERE id = $1 AND lease_owner = $2 \
-                 RETURNING 1"),
+            lease_many: q("UPDATE {s}.executions SET lease_owner = $2, lease_until = $3, \
+                 lease_epoch = lease_epoch + 1 WHERE id = ANY($1) RETURNING id, lease_epoch"),
+            renew: q("UPDATE {s}.executions SET lease_until = $4 WHERE id = $1 AND lease_owner = $2 \
+                 AND lease_epoch = $3 RETURNING 1"),
             release: q("UPDATE {s}.executions SET lease_owner = NULL, lease_until = NULL \
-                 WHERE id = $1 AND (lease_owner = $2 OR lease_owner IS NULL) RETURNING status"),
+                 WHERE id = $1 AND (lease_owner IS NULL OR (lease_owner = $2 AND lease_epoch = $3)) \
+                 RETURNING status"),
             lease_owner: q("SELECT lease_owner FROM {s}.executions WHERE id = $1"),
             next_inbox_seq: q("UPDATE {s}.executions SET next_inbox_seq = next_inbox_seq + 1 \
                  WHERE id = $1 AND status IN ('running', 'suspended') \
                  RETURNING next_inbox_seq - 1, status, waiting_for"),
             status: q("SELECT status FROM {s}.executions WHERE id = $1"),
             insert_inbox: q("INSERT INTO {s}.inbox (execution_id, seq, name, payload, at) VALUES ($1, $2, $3, $4, $5)"),
+            event_key: q("SELECT seq FROM {s}.event_keys WHERE execution_id = $1 AND key = $2"),
+            insert_event_key: q("INSERT INTO {s}.event_keys (execution_id, key, seq) VALUES ($1, $2, $3)"),
             inbox: q("SELECT i.seq, i.name, i.payload, i.at FROM {s}.executions e \
                  LEFT JOIN {s}.inbox i ON i.execution_id = e.id WHERE e.id = $1 ORDER BY i.seq"),
             history: q("SELECT h.seq, h.at, h.kind, h.point, h.file, h.line, h.attempt, h.detail, h.state \

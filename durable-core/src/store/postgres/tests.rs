@@ -7,10 +7,10 @@ use self::harness::{SchemaGuard, admin, fresh, options, server, unique_schema};
 use super::schema::SCHEMA_VERSION;
 use super::{PostgresOptions, PostgresStore};
 use crate::store::{
-    Commit, EventKind, ExecutionRecord, HistoryEvent, ListFilter, NewExecution, Snapshot, Status, StepRecord, Store,
-    StoreError, WorkflowInfo,
+    Commit, EventKind, ExecutionRecord, HistoryEvent, Lease, ListFilter, NewExecution, Snapshot, Status, StepRecord,
+    Store, StoreError, WorkflowInfo,
 };
-use crate::time::Timestamp;
+use crate::time::{ManualClock, Timestamp};
 
 mod harness;
 mod workers;
@@ -73,6 +73,7 @@ async fn a_version_1_schema_is_migrated_and_keeps_its_data() {
     let schema = store.schema().to_owned();
     let downgrade = format!(
         "DROP TABLE \"{schema}\".workflows; DROP SEQUENCE \"{schema}\".workflow_registrations; \
+         DROP TABLE \"{schema}\".event_keys; ALTER TABLE \"{schema}\".executions DROP COLUMN lease_epoch; \
          DELETE FROM \"{schema}\".durable_migrations WHERE version > 1"
     );
     admin(&url).await.batch_execute(&downgrade).await.unwrap();
@@ -125,9 +126,9 @@ async fn everything_round_trips() {
     create(&store, "e-1").await;
     store.send_event("e-1", "payment", r#"{"amount":3}"#, t(2)).await.unwrap();
     store.send_event("e-1", "other", "null", t(3)).await.unwrap();
-    let claimed = store.claim_due("w-1", t(4), Duration::from_secs(60), 1).await.unwrap();
+    let claimed = store.claim_due("w-1", &ManualClock::shared(t(4)), Duration::from_secs(60), 1).await.unwrap();
     let mut commit = Commit::on(&claimed[0], t(5));
-    commit.lease_owner = Some("w-1".into());
+    commit.lease = claimed[0].lease.as_ref().map(Lease::token);
     commit.status = Status::Suspended;
     let state = r#"{"payment":{"order":"o-1","note":"ünïcødé ✓"}}"#;
     commit.snapshot = Some(Snapshot { point: "payment".into(), fingerprint: "fp".into(), state: state.into() });
@@ -191,7 +192,11 @@ async fn corrupt_rows_give_corrupt_errors() {
     assert_corrupt(store.history("bad-history").await, "bad-history", "Exploded");
     assert_corrupt(store.list(ListFilter::default()).await, "bad-snapshot", "snapshot");
     assert_corrupt(store.send_event("bad-status", "x", "{}", t(2)).await, "bad-status", "status");
-    assert_corrupt(store.claim("bad-time", "w", t(2), Duration::from_secs(1)).await, "bad-time", "wake_at");
+    assert_corrupt(
+        store.claim("bad-time", "w", &ManualClock::shared(t(2)), Duration::from_secs(1)).await,
+        "bad-time",
+        "wake_at",
+    );
     assert!(store.load("good").await.unwrap().is_some());
 }
 
@@ -206,7 +211,7 @@ async fn corrupt_rows_do_not_block_the_others() {
     assert_corrupt(results.next().unwrap(), "bad-time", "wake_at");
 
     // Claiming skips what it cannot decode (without leasing it) and hands out the rest.
-    let claimed = store.claim_due("w", t(10), Duration::from_secs(60), 10).await.unwrap();
+    let claimed = store.claim_due("w", &ManualClock::shared(t(10)), Duration::from_secs(60), 10).await.unwrap();
     let ids: Vec<String> = claimed.into_iter().map(|record| record.id).collect();
     assert_eq!(ids, ["bad-history", "good"]);
 }

@@ -15,7 +15,7 @@ use crate::store::{ExecutionRecord, HistoryEvent, InboxEvent, Status, StoreError
 
 /// The migrations, in order: migration `i` (from 0) brings the schema to version `i + 1`.
 /// Never edit a released migration: add a new one.
-pub(super) const MIGRATIONS: &[&str] = &[SCHEMA, super::workflows::V2];
+pub(super) const MIGRATIONS: &[&str] = &[SCHEMA, super::workflows::V2, V3];
 
 /// The schema version this build writes (`PRAGMA user_version`).
 pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -73,7 +73,20 @@ CREATE TABLE inbox (
 CREATE INDEX inbox_name ON inbox (execution_id, name);
 ";
 
-pub(super) use crate::store::columns::RECORD_COLUMNS;
+/// Version 3 of the schema: the epoch of each execution's last claim, which fences out a run
+/// that lost its lease; and the idempotency keys of sent events, kept after the event is
+/// consumed so that a repeated send is recognized for the execution's whole life.
+pub(super) const V3: &str = "
+ALTER TABLE executions ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE event_keys (
+    execution_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (execution_id, key)
+) STRICT, WITHOUT ROWID;
+";
+
+pub(super) use crate::store::columns::{EPOCH_COLUMN, RECORD_COLUMNS};
 
 /// Reads the columns of one row, turning every surprise into [`StoreError::Corrupt`].
 struct Reader<'r, 'a> {
@@ -118,6 +131,13 @@ pub(super) fn decode_record(row: &Row<'_>) -> Result<ExecutionRecord, StoreError
     columns::decode_record(&Reader { row, id: &id })
 }
 
+/// Decodes a row of [`RECORD_COLUMNS`] with the epoch of the execution's last claim.
+pub(super) fn decode_claimable(row: &Row<'_>) -> Result<(ExecutionRecord, u64), StoreError> {
+    let record = decode_record(row)?;
+    let epoch = Reader { row, id: &record.id }.u64(EPOCH_COLUMN, "lease_epoch")?;
+    Ok((record, epoch))
+}
+
 /// The record `id`, or `None`.
 pub(super) fn load_record(conn: &Connection, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
     let query = format!("SELECT {RECORD_COLUMNS} FROM executions WHERE id = ?1");
@@ -136,7 +156,7 @@ pub(super) fn insert_record(conn: &Connection, r: &ExecutionRecord) -> Result<()
     let mut statement = conn
         .prepare_cached(&format!(
             "INSERT INTO executions ({RECORD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
-             ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+             ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
         ))
         .map_err(sql("create an execution"))?;
     let (snapshot, step, lease) = (r.snapshot.as_ref(), r.step.as_ref(), r.lease.as_ref());
@@ -161,6 +181,7 @@ pub(super) fn insert_record(conn: &Connection, r: &ExecutionRecord) -> Result<()
             lease.map(|l| millis(l.until)),
             millis(r.created_at),
             millis(r.updated_at),
+            lease.map_or(0, |l| int(l.epoch)),
         ])
         .map_err(sql("create an execution"))?;
     Ok(())

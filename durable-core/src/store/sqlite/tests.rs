@@ -5,10 +5,10 @@ use rusqlite::Connection;
 
 use super::{SqliteOptions, SqliteStore, Synchronous};
 use crate::store::{
-    Commit, EventKind, HistoryEvent, ListFilter, NewExecution, Snapshot, Status, StepRecord, Store, StoreError,
+    Commit, EventKind, HistoryEvent, Lease, ListFilter, NewExecution, Snapshot, Status, StepRecord, Store, StoreError,
     WorkflowInfo,
 };
-use crate::time::Timestamp;
+use crate::time::{ManualClock, Timestamp};
 
 fn fresh() -> (SqliteStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -47,9 +47,9 @@ async fn populate(store: &SqliteStore) -> Commit {
     create(store, "e-1").await;
     store.send_event("e-1", "payment", r#"{"amount":3}"#, t(2)).await.unwrap();
     store.send_event("e-1", "other", "null", t(3)).await.unwrap();
-    let claimed = store.claim_due("w-1", t(4), Duration::from_secs(60), 1).await.unwrap();
+    let claimed = store.claim_due("w-1", &ManualClock::shared(t(4)), Duration::from_secs(60), 1).await.unwrap();
     let mut commit = Commit::on(&claimed[0], t(5));
-    commit.lease_owner = Some("w-1".into());
+    commit.lease = claimed[0].lease.as_ref().map(Lease::token);
     commit.status = Status::Suspended;
     commit.snapshot = Some(Snapshot {
         point: "payment".into(),
@@ -92,7 +92,9 @@ async fn reopening_finds_everything() {
     assert_eq!(store.list(ListFilter::default()).await.unwrap().len(), 1);
     let seq = store.send_event("e-1", "payment", "{}", t(9)).await.unwrap();
     assert_eq!(seq, 3, "inbox seqs continue after a reopen");
-    assert!(store.claim_due("w-2", t(1_000), Duration::from_secs(1), 9).await.unwrap().is_empty());
+    assert!(
+        store.claim_due("w-2", &ManualClock::shared(t(1_000)), Duration::from_secs(1), 9).await.unwrap().is_empty()
+    );
 }
 
 fn assert_corrupt<T: std::fmt::Debug>(result: Result<T, StoreError>, id: &str, needle: &str) {
@@ -142,7 +144,7 @@ async fn corrupt_rows_do_not_block_the_others() {
     assert_eq!(results.next().unwrap().unwrap().version, 2);
 
     // Claiming skips what it cannot decode and hands out the rest.
-    let claimed = store.claim_due("w", t(10), Duration::from_secs(60), 10).await.unwrap();
+    let claimed = store.claim_due("w", &ManualClock::shared(t(10)), Duration::from_secs(60), 10).await.unwrap();
     let ids: Vec<String> = claimed.into_iter().map(|record| record.id).collect();
     assert_eq!(ids, ["bad-history", "good"]);
 }
@@ -173,7 +175,7 @@ async fn read_only_refuses_writes_and_keeps_data() {
     let commit = Commit { status: Status::Cancelled, ..Commit::on(&before, t(9)) };
     assert_backend(&reader.commit(commit).await.unwrap_err(), &["read-only"]);
     assert_backend(&reader.send_event("e-1", "a", "1", t(9)).await.unwrap_err(), &["read-only"]);
-    let claim = reader.claim_due("w", t(9), Duration::from_secs(1), 5).await;
+    let claim = reader.claim_due("w", &ManualClock::shared(t(9)), Duration::from_secs(1), 5).await;
     assert_backend(&claim.unwrap_err(), &["read-only"]);
     // Even a raw write through the read-only connection is refused by SQLite itself.
     let raw_write = reader.call(|conn| Ok(conn.execute("DELETE FROM history", []).is_err())).await;
@@ -238,7 +240,7 @@ async fn two_connections_never_share_a_claim() {
         tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let got = store.claim_due(owner, t(5), Duration::from_secs(60), 2).await.unwrap();
+                let got = store.claim_due(owner, &ManualClock::shared(t(5)), Duration::from_secs(60), 2).await.unwrap();
                 if got.is_empty() {
                     return mine;
                 }
@@ -265,12 +267,16 @@ async fn a_panicking_call_does_not_stop_the_store() {
 }
 
 #[tokio::test]
-async fn a_version_1_file_is_read_as_it_is_and_migrated_when_opened_for_writing() {
+async fn an_old_file_is_read_as_it_is_and_migrated_when_opened_for_writing() {
     let (store, dir) = fresh();
     create(&store, "e-1").await;
     drop(store);
     let path = dir.path().join("durable.db");
-    raw(&path, "DROP TABLE workflows; PRAGMA user_version = 1;");
+    raw(
+        &path,
+        "DROP TABLE workflows; DROP TABLE event_keys; ALTER TABLE executions DROP COLUMN lease_epoch; \
+         PRAGMA user_version = 1;",
+    );
 
     let reader = SqliteStore::open_read_only(&path).unwrap();
     assert_eq!(reader.workflow("order", None).await.unwrap(), None, "a version 1 file has no registrations");
@@ -283,7 +289,9 @@ async fn a_version_1_file_is_read_as_it_is_and_migrated_when_opened_for_writing(
     assert_eq!(store.workflow("order", None).await.unwrap(), Some(info));
     assert_eq!(store.load("e-1").await.unwrap().map(|record| record.version), Some(1), "the data is kept");
     let version: i64 = Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+    let claimed = store.claim_due("w", &ManualClock::shared(t(2)), Duration::from_secs(60), 1).await.unwrap();
+    assert_eq!(claimed[0].lease.as_ref().map(|lease| lease.epoch), Some(1), "claims count from the migration on");
 }
 
 /// Every engine start registers its workflows: registering the build that is already the latest
@@ -326,18 +334,19 @@ async fn lease_changes_are_not_synced_and_everything_else_is() {
     let (store, _dir) = fresh();
     assert_eq!(synchronous_level(&store).await, 2);
     create(&store, "e-1").await;
-    let claimed = store.claim_due("w-1", t(2), Duration::from_secs(60), 1).await.unwrap();
+    let claimed = store.claim_due("w-1", &ManualClock::shared(t(2)), Duration::from_secs(60), 1).await.unwrap();
     assert_eq!(synchronous_level(&store).await, 1, "a claim is not synced");
-    let commit = Commit { lease_owner: Some("w-1".into()), ..Commit::on(&claimed[0], t(3)) };
+    let token = claimed[0].lease.as_ref().map(Lease::token).expect("leased");
+    let commit = Commit { lease: Some(token.clone()), ..Commit::on(&claimed[0], t(3)) };
     let committed = store.commit(commit).await.unwrap();
     assert_eq!(synchronous_level(&store).await, 2, "a commit is synced");
 
-    store.renew_lease("e-1", "w-1", t(90)).await.unwrap();
+    store.renew_lease("e-1", &token, &ManualClock::shared(t(30)), Duration::from_secs(60)).await.unwrap();
     assert_eq!(synchronous_level(&store).await, 1, "a renewal is not synced");
     store.send_event("e-1", "payment", "1", t(4)).await.unwrap();
     assert_eq!(synchronous_level(&store).await, 2, "an event is synced");
-    store.release_lease("e-1", "w-1").await.unwrap();
-    store.claim("e-1", "w-2", t(5), Duration::from_secs(60)).await.unwrap().expect("claimable");
+    store.release_lease("e-1", &token).await.unwrap();
+    store.claim("e-1", "w-2", &ManualClock::shared(t(5)), Duration::from_secs(60)).await.unwrap().expect("claimable");
     assert_eq!(synchronous_level(&store).await, 1, "a release and a claim are not synced");
     create(&store, "e-2").await;
     assert_eq!(synchronous_level(&store).await, 2, "a new execution is synced");
@@ -348,6 +357,6 @@ async fn lease_changes_are_not_synced_and_everything_else_is() {
     let options = SqliteOptions { synchronous: Synchronous::Normal, ..SqliteOptions::default() };
     let normal = SqliteStore::open_with(dir.path().join("normal.db"), options).unwrap();
     create(&normal, "e-1").await;
-    normal.claim_due("w-1", t(2), Duration::from_secs(60), 1).await.unwrap();
+    normal.claim_due("w-1", &ManualClock::shared(t(2)), Duration::from_secs(60), 1).await.unwrap();
     assert_eq!(synchronous_level(&normal).await, 1);
 }

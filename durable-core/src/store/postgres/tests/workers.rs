@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use super::harness::{admin, fresh, options, server};
 use super::{create, t};
-use crate::store::{Commit, NewExecution, PostgresStore, Status, Store, WorkListener};
+use crate::store::{Commit, Lease, NewExecution, PostgresStore, Status, Store, WorkListener};
+use crate::time::ManualClock;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -13,7 +14,7 @@ const MINUTE: Duration = Duration::from_secs(60);
 async fn claim_all(store: PostgresStore, owner: String, now: crate::Timestamp) -> Vec<String> {
     let mut mine = Vec::new();
     loop {
-        let claimed = store.claim_due(&owner, now, MINUTE, 7).await.expect("claim_due");
+        let claimed = store.claim_due(&owner, &ManualClock::shared(now), MINUTE, 7).await.expect("claim_due");
         if claimed.is_empty() {
             return mine;
         }
@@ -71,7 +72,10 @@ async fn four_stores_never_share_a_claim() {
         *per_owner.entry(owner).or_default() += 1;
     }
     for store in &stores {
-        assert!(store.claim_due("late", t(64), MINUTE, 10).await.unwrap().is_empty(), "the leases hold");
+        assert!(
+            store.claim_due("late", &ManualClock::shared(t(64)), MINUTE, 10).await.unwrap().is_empty(),
+            "the leases hold"
+        );
     }
 
     // Once the leases expire (at t(65)), the executions are shared out again, once each.
@@ -101,9 +105,9 @@ async fn listening_wakes_on_new_work_only() {
 
     create(&store, "e-1").await;
     woken(&listener, "a create").await;
-    let claimed = store.claim_due("w", t(2), MINUTE, 1).await.unwrap().remove(0);
+    let claimed = store.claim_due("w", &ManualClock::shared(t(2)), MINUTE, 1).await.unwrap().remove(0);
     let mut suspend = Commit::on(&claimed, t(3));
-    suspend.lease_owner = Some("w".into());
+    suspend.lease = claimed.lease.as_ref().map(Lease::token);
     suspend.status = Status::Suspended;
     suspend.waiting_for = Some("go".into());
     suspend.wake_at = Some(t(1_000));
@@ -117,7 +121,7 @@ async fn listening_wakes_on_new_work_only() {
 
     store.send_event("e-1", "go", "{}", t(5)).await.unwrap();
     woken(&listener, "the awaited event").await;
-    let claimed = store.claim("e-1", "w", t(6), MINUTE).await.unwrap().unwrap();
+    let claimed = store.claim("e-1", "w", &ManualClock::shared(t(6)), MINUTE).await.unwrap().unwrap();
     assert_eq!(claimed.version, suspended.version);
     let mut timer = Commit::on(&claimed, t(7));
     (timer.status, timer.waiting_for, timer.wake_at) = (Status::Suspended, None, Some(t(7)));
@@ -168,10 +172,11 @@ async fn cut_connections_come_back() {
     // first statement that is safe to repeat, and retries on a fresh one.
     assert_eq!(store.load("e-0").await.unwrap().map(|r| r.version), Some(1));
     create(&store, "e-after").await;
-    let claimed = store.claim_due("w", t(5), MINUTE, 10).await.unwrap();
+    let claimed = store.claim_due("w", &ManualClock::shared(t(5)), MINUTE, 10).await.unwrap();
     assert_eq!(claimed.len(), 5);
-    store.renew_lease("e-0", "w", t(100)).await.unwrap();
-    let record = store.commit(Commit { lease_owner: Some("w".into()), ..Commit::on(&claimed[0], t(6)) }).await.unwrap();
+    let token = claimed[0].lease.as_ref().map(Lease::token);
+    store.renew_lease("e-0", token.as_ref().unwrap(), &ManualClock::shared(t(40)), MINUTE).await.unwrap();
+    let record = store.commit(Commit { lease: token, ..Commit::on(&claimed[0], t(6)) }).await.unwrap();
     assert_eq!(record.version, 2);
 
     woken(&listener, "the listening connection came back").await;
