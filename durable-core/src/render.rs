@@ -126,8 +126,11 @@ pub fn event_line(event: &HistoryEvent, start: Timestamp) -> String {
     if let Some(attempt) = event.attempt.filter(|_| !detail.contains("attempt")) {
         parts.push(format!("attempt {attempt}"));
     }
-    if !detail.is_empty() {
-        parts.push(detail.to_owned());
+    match (&event.error_kind, detail.is_empty()) {
+        (Some(kind), false) => parts.push(format!("{detail} (error kind {kind})")),
+        (Some(kind), true) => parts.push(format!("error kind {kind}")),
+        (None, false) => parts.push(detail.to_owned()),
+        (None, true) => {}
     }
     line.push(' ');
     line.push_str(&parts.join(": "));
@@ -287,6 +290,7 @@ pub fn event_json(event: &HistoryEvent) -> serde_json::Value {
         "line": event.line,
         "attempt": event.attempt,
         "detail": event.detail,
+        "error_kind": event.error_kind,
         "state": state,
     })
 }

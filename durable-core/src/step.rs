@@ -21,18 +21,46 @@ pub struct StepError {
     terminal: bool,
     step: Option<String>,
     attempts: u32,
+    /// What kind of error it was; absent in errors stored before kinds were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
 }
 
 impl StepError {
     /// An error that a later attempt may not hit again (a timeout, a refused connection).
     pub fn retryable(message: impl fmt::Display) -> Self {
-        StepError { message: message.to_string(), terminal: false, step: None, attempts: 0 }
+        StepError { message: message.to_string(), terminal: false, step: None, attempts: 0, kind: None }
     }
 
     /// An error that retrying cannot fix (a declined card, an invalid order): the step fails at
     /// once, whatever its retry policy says.
     pub fn terminal(message: impl fmt::Display) -> Self {
-        StepError { message: message.to_string(), terminal: true, step: None, attempts: 0 }
+        StepError { message: message.to_string(), terminal: true, step: None, attempts: 0, kind: None }
+    }
+
+    /// This error, of kind `kind`: a name the workflow, the history and the command line can
+    /// tell errors apart by (`"card_declined"`, `"carrier_timeout"`).
+    ///
+    /// An error converted from a [`std::error::Error`] has its type's name as its kind
+    /// (`std::io::error::Error`); one made with [`StepError::retryable`] or
+    /// [`StepError::terminal`] has none until given one.
+    ///
+    /// ```
+    /// use durable_core::StepError;
+    ///
+    /// let declined = StepError::terminal("card declined").with_kind("card_declined");
+    /// assert_eq!(declined.kind(), Some("card_declined"));
+    /// let io: StepError = std::io::Error::other("reset").into();
+    /// assert_eq!(io.kind(), Some("std::io::error::Error"));
+    /// ```
+    pub fn with_kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = Some(kind.into());
+        self
+    }
+
+    /// The error's kind, if it has one; see [`StepError::with_kind`].
+    pub fn kind(&self) -> Option<&str> {
+        self.kind.as_deref()
     }
 
     /// The error's message.
@@ -65,7 +93,7 @@ impl StepError {
 
 impl<E: std::error::Error> From<E> for StepError {
     fn from(error: E) -> Self {
-        StepError::retryable(error)
+        StepError::retryable(error).with_kind(std::any::type_name::<E>())
     }
 }
 
@@ -100,7 +128,18 @@ impl fmt::Display for StepError {
 pub struct Retry {
     max_attempts: u32,
     backoff: Backoff,
-    jitter: f64,
+    jitter: Jitter,
+    /// A step given no policy: the engine's default for the workflow applies.
+    inherited: bool,
+}
+
+/// How a delay is varied at random.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Jitter {
+    /// By up to this fraction of the delay, either way.
+    Proportional(f64),
+    /// Anywhere from zero to the whole delay ("full jitter").
+    Full,
 }
 
 #[derive(Clone, Debug)]
@@ -111,34 +150,32 @@ enum Backoff {
 }
 
 impl Retry {
-    /// One attempt, no retry. The default.
+    /// One attempt, no retry.
     pub fn none() -> Self {
         Retry::fixed(1, Duration::ZERO)
     }
 
+    fn new(max_attempts: u32, backoff: Backoff) -> Self {
+        Retry { max_attempts: max_attempts.max(1), backoff, jitter: Jitter::Proportional(0.0), inherited: false }
+    }
+
     /// Up to `max_attempts` attempts in all, `delay` apart.
     pub fn fixed(max_attempts: u32, delay: Duration) -> Self {
-        Retry { max_attempts: max_attempts.max(1), backoff: Backoff::Fixed(delay), jitter: 0.0 }
+        Retry::new(max_attempts, Backoff::Fixed(delay))
     }
 
     /// Up to `max_attempts` attempts in all; the delay starts at one second and doubles after
     /// each attempt, up to one hour.
     pub fn exponential(max_attempts: u32) -> Self {
-        Retry {
-            max_attempts: max_attempts.max(1),
-            backoff: Backoff::Exponential {
-                initial: Duration::from_secs(1),
-                factor: 2.0,
-                max: Duration::from_secs(3600),
-            },
-            jitter: 0.0,
-        }
+        let backoff =
+            Backoff::Exponential { initial: Duration::from_secs(1), factor: 2.0, max: Duration::from_secs(3600) };
+        Retry::new(max_attempts, backoff)
     }
 
     /// Up to `max_attempts` attempts in all; `delay(n)` is the delay after the `n`-th failed
     /// attempt (counting from 1).
     pub fn custom(max_attempts: u32, delay: fn(u32) -> Duration) -> Self {
-        Retry { max_attempts: max_attempts.max(1), backoff: Backoff::Custom(delay), jitter: 0.0 }
+        Retry::new(max_attempts, Backoff::Custom(delay))
     }
 
     /// Sets the first delay of an exponential policy (or the delay of a fixed one).
@@ -167,11 +204,34 @@ impl Retry {
         self
     }
 
-    /// Varies each delay at random by up to `fraction` of it (0.0 to 1.0), so that many
-    /// executions failing together do not all retry at the same moment.
+    /// Varies each delay at random by up to `fraction` of it either way (0.0 to 1.0): with
+    /// 0.1, a 10 s delay becomes anything from 9 s to 11 s. Many executions failing together
+    /// then do not all retry at the same moment.
     pub fn jitter(mut self, fraction: f64) -> Self {
-        self.jitter = fraction.clamp(0.0, 1.0);
+        self.jitter = Jitter::Proportional(fraction.clamp(0.0, 1.0));
         self
+    }
+
+    /// Makes each delay anything from zero to the delay, at random ("full jitter"): a 10 s
+    /// delay becomes 0 to 10 s. It spreads retries the most, and is what many cloud SDKs do.
+    ///
+    /// ```
+    /// use durable_core::Retry;
+    /// use std::time::Duration;
+    ///
+    /// let policy = Retry::fixed(3, Duration::from_secs(10)).full_jitter();
+    /// assert_eq!(policy.delay_after(1, 0.0), Some(Duration::ZERO));
+    /// assert_eq!(policy.delay_after(1, 0.25), Some(Duration::from_millis(2_500)));
+    /// ```
+    pub fn full_jitter(mut self) -> Self {
+        self.jitter = Jitter::Full;
+        self
+    }
+
+    /// Whether this is the policy of a step that was given none, which takes the engine's
+    /// default ([`EngineBuilder::default_retry`](crate::engine::EngineBuilder::default_retry)).
+    pub fn is_inherited(&self) -> bool {
+        self.inherited
     }
 
     /// The number of attempts in all.
@@ -180,7 +240,8 @@ impl Retry {
     }
 
     /// The delay after failed attempt `attempt` (counting from 1), or `None` when no attempt is
-    /// left. `random` is a number in `0.0..1.0` that scales the jitter (0.5 means none).
+    /// left. `random` is a number in `0.0..1.0` that picks the jitter: with
+    /// [`Retry::jitter`], 0.5 means none; with [`Retry::full_jitter`], the delay is scaled by it.
     pub fn delay_after(&self, attempt: u32, random: f64) -> Option<Duration> {
         if attempt >= self.max_attempts {
             return None;
@@ -194,14 +255,21 @@ impl Retry {
             }
             Backoff::Custom(delay) => delay(attempt),
         };
-        let spread = (random.clamp(0.0, 1.0) * 2.0 - 1.0) * self.jitter;
-        Some(Duration::try_from_secs_f64(base.as_secs_f64() * (1.0 + spread)).unwrap_or(base))
+        let random = random.clamp(0.0, 1.0);
+        let scale = match self.jitter {
+            Jitter::Proportional(fraction) => 1.0 + (random * 2.0 - 1.0) * fraction,
+            Jitter::Full => random,
+        };
+        Some(Duration::try_from_secs_f64(base.as_secs_f64() * scale).unwrap_or(base))
     }
 }
 
+/// The policy of a step given none: the engine's default for its workflow applies, which is
+/// [`Retry::none`] unless configured
+/// ([`EngineBuilder::default_retry`](crate::engine::EngineBuilder::default_retry)).
 impl Default for Retry {
     fn default() -> Self {
-        Retry::none()
+        Retry { inherited: true, ..Retry::none() }
     }
 }
 
@@ -242,6 +310,33 @@ mod tests {
         let policy = Retry::fixed(3, Duration::from_secs(10)).jitter(0.2);
         assert_eq!(policy.delay_after(1, 0.0), Some(Duration::from_secs(8)));
         assert_eq!(policy.delay_after(1, 1.0), Some(Duration::from_secs(12)));
+    }
+
+    #[test]
+    fn full_jitter_spans_zero_to_the_delay() {
+        let policy = Retry::exponential(4).full_jitter();
+        assert_eq!(policy.delay_after(3, 0.0), Some(Duration::ZERO));
+        assert_eq!(policy.delay_after(3, 0.5), Some(Duration::from_secs(2)));
+        assert_eq!(policy.delay_after(3, 1.0), Some(Duration::from_secs(4)));
+        assert_eq!(policy.delay_after(4, 0.5), None);
+    }
+
+    #[test]
+    fn a_step_given_no_policy_inherits_and_an_explicit_one_does_not() {
+        assert!(Retry::default().is_inherited());
+        assert_eq!(Retry::default().max_attempts(), 1);
+        assert!(!Retry::none().is_inherited() && !Retry::exponential(3).is_inherited());
+        assert!(StepPolicy::default().retry.is_inherited());
+    }
+
+    #[test]
+    fn an_error_keeps_its_kind() {
+        let io: StepError = std::io::Error::other("reset").into();
+        assert_eq!(io.kind(), Some("std::io::error::Error"));
+        assert_eq!(StepError::retryable("x").kind(), None);
+        let old: StepError =
+            serde_json::from_str(r#"{"message":"m","terminal":false,"step":null,"attempts":1}"#).unwrap();
+        assert_eq!(old.kind(), None, "errors stored before kinds still decode");
     }
 
     #[test]

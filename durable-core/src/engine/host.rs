@@ -19,7 +19,7 @@ use super::commit::Committer;
 use super::lease::HeldLease;
 use super::trace::{self, Subject, human};
 use crate::host::{BoxFuture, EventPoll, Gate, Host, Pause};
-use crate::step::{Semantics, StepError, StepPolicy};
+use crate::step::{Retry, Semantics, StepError, StepPolicy};
 use crate::store::{
     Commit, EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Snapshot, Status, StepRecord, Store, StoreError,
 };
@@ -37,6 +37,15 @@ pub(crate) struct Env<S> {
     pub(crate) lease_length: Duration,
     /// Set when the worker shuts down: the run stops after its next checkpoint.
     pub(crate) stop: Arc<AtomicBool>,
+    /// The retry policy of a step given none, for this run's workflow.
+    pub(crate) default_retry: Retry,
+}
+
+impl<S> Env<S> {
+    /// The retry policy that applies to a step with `policy`.
+    fn retry<'a>(&'a self, policy: &'a StepPolicy) -> &'a Retry {
+        if policy.retry.is_inherited() { &self.default_retry } else { &policy.retry }
+    }
 }
 
 /// An event handed to the run by its sender rather than through the inbox.
@@ -327,9 +336,10 @@ impl<S: Store> RunHost<S> {
         record.started = false;
         let attempt = record.attempt;
         let failed = failed.with_attempt(attempt);
-        let max = policy.retry.max_attempts();
+        let retry = self.env.retry(policy);
+        let max = retry.max_attempts();
         let message = "the attempt was interrupted before it finished and may not run twice (at most once)";
-        match policy.retry.delay_after(attempt, rand::random::<f64>()) {
+        match retry.delay_after(attempt, rand::random::<f64>()) {
             Some(delay) => {
                 let at = now.saturating_add(delay);
                 record.retry_at = Some(at);
@@ -404,8 +414,9 @@ impl<S: Store> RunHost<S> {
             Ok(()) => return Ok(Ok(())),
             Err(error) => error,
         };
-        let max = policy.retry.max_attempts();
-        let delay = if error.is_terminal() { None } else { policy.retry.delay_after(attempt, rand::random::<f64>()) };
+        let retry = self.env.retry(policy);
+        let max = retry.max_attempts();
+        let delay = if error.is_terminal() { None } else { retry.delay_after(attempt, rand::random::<f64>()) };
         let (detail, result) = match delay {
             Some(delay) => {
                 let at = now.saturating_add(delay);
@@ -423,7 +434,7 @@ impl<S: Store> RunHost<S> {
         }
         let detail = format!("attempt {attempt} of {max}: {}; {detail}", error.message());
         let failed = self.event(EventKind::StepFailed, point).with_attempt(attempt).with_detail(detail);
-        self.next.events.push(failed);
+        self.next.events.push(failed.with_error_kind(error.kind()));
         result
     }
 

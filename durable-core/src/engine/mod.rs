@@ -63,6 +63,7 @@ use tokio::sync::{Notify, OnceCell};
 
 use self::commit::Committer;
 use self::registry::Registry;
+use crate::step::Retry;
 use crate::store::{
     Commit, EventKind, ExecutionRecord, HistoryEvent, NewExecution, Status, Store, StoreError, WorkflowInfo,
 };
@@ -107,6 +108,9 @@ pub(crate) struct Shared<S> {
     committer: Committer,
     lease: Duration,
     poll_interval: Duration,
+    /// The retry policy of steps given none, by workflow, and for all others.
+    retry_by_workflow: HashMap<&'static str, Retry>,
+    default_retry: Retry,
     /// The lease owner of runs started by a sender (an event delivered at once).
     name: String,
     /// New work may be due: wakes a waiting worker.
@@ -148,6 +152,11 @@ impl<S: Store> Shared<S> {
 }
 
 impl<S> Shared<S> {
+    /// The retry policy of a step of `workflow` given none.
+    fn default_retry(&self, workflow: &str) -> Retry {
+        self.retry_by_workflow.get(workflow).unwrap_or(&self.default_retry).clone()
+    }
+
     /// Records that `record` cannot run; returns how often its current version failed.
     fn note_problem(&self, record: &ExecutionRecord, message: &str) -> u32 {
         let mut problems = self.problems.lock().unwrap_or_else(PoisonError::into_inner);
@@ -208,6 +217,8 @@ pub struct EngineBuilder<S: Store> {
     lease: Duration,
     poll_interval: Duration,
     max_batch: usize,
+    default_retry: Retry,
+    retry_by_workflow: HashMap<&'static str, Retry>,
 }
 
 impl<S: Store> EngineBuilder<S> {
@@ -223,6 +234,47 @@ impl<S: Store> EngineBuilder<S> {
         if let Err(name) = self.registry.add(workflow) {
             self.duplicate.get_or_insert(name);
         }
+        self
+    }
+
+    /// The retry policy of every step that was given none (`step!` without `retry = ..`), in
+    /// workflows without a default of their own ([`EngineBuilder::default_retry_for`]).
+    ///
+    /// Without it, such a step has one attempt ([`Retry::none`]): retrying is a decision about
+    /// the step's side effects (is it safe to run twice?), so durable does not make it behind
+    /// the user's back. Services whose steps are idempotent can make retrying the norm here:
+    ///
+    /// ```
+    /// use durable_core::prelude::*;
+    /// use durable_core::{Engine, MemoryStore};
+    /// use std::time::Duration;
+    ///
+    /// #[durable]
+    /// async fn sync_account(id: u64) -> Result<u64, WorkflowError> {
+    ///     let balance = step!("fetch", fetch(id).await)?; // retried as the engine says
+    ///     let audited = step!("audit", retry = Retry::none(), audit(balance).await)?; // never
+    ///     Ok(audited)
+    /// }
+    /// # async fn fetch(id: u64) -> Result<u64, std::io::Error> { Ok(id) }
+    /// # async fn audit(n: u64) -> Result<u64, std::io::Error> { Ok(n) }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder(MemoryStore::new())
+    ///     .register(sync_account)
+    ///     .default_retry(Retry::exponential(5).initial_delay(Duration::from_millis(200)).full_jitter())
+    ///     .build()?;
+    /// # Ok::<(), durable_core::EngineError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn default_retry(mut self, retry: Retry) -> Self {
+        self.default_retry = retry;
+        self
+    }
+
+    /// The retry policy of every step of `workflow` that was given none; see
+    /// [`EngineBuilder::default_retry`].
+    pub fn default_retry_for<W: Workflow>(mut self, workflow: W, retry: Retry) -> Self {
+        self.retry_by_workflow.insert(workflow.facts().name, retry);
         self
     }
 
@@ -265,6 +317,8 @@ impl<S: Store> EngineBuilder<S> {
             registry: self.registry,
             lease: self.lease,
             poll_interval: self.poll_interval,
+            default_retry: self.default_retry,
+            retry_by_workflow: self.retry_by_workflow,
             name: format!("engine-{}-{:08x}", std::process::id(), rand::random::<u32>()),
             work: Notify::new(),
             finished: Notify::new(),
@@ -289,6 +343,8 @@ impl<S: Store> Engine<S> {
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_millis(250),
             max_batch: 512,
+            default_retry: Retry::none(),
+            retry_by_workflow: HashMap::new(),
         }
     }
 

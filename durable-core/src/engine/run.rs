@@ -68,6 +68,7 @@ pub(crate) async fn run_claimed<S: Store>(
             lease: Arc::clone(&held),
             lease_length: shared.lease,
             stop,
+            default_retry: shared.default_retry(&record.workflow),
         };
         let mut host = RunHost::new(env, workflow.facts(), record, staged);
         if let Err(error) = host.prepare().await {

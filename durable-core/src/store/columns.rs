@@ -140,7 +140,8 @@ pub(crate) fn decode_record(r: &impl Columns) -> Result<ExecutionRecord, StoreEr
     })
 }
 
-/// Decodes a history row (`seq, at, kind, point, file, line, attempt, detail, state`) of the
+/// Decodes a history row (`seq, at, kind, point, file, line, attempt, detail, state,
+/// error_kind`) of the
 /// execution `r` names.
 pub(crate) fn decode_history(r: &impl Columns) -> Result<HistoryEvent, StoreError> {
     Ok(HistoryEvent {
@@ -153,5 +154,6 @@ pub(crate) fn decode_history(r: &impl Columns) -> Result<HistoryEvent, StoreErro
         attempt: r.opt_u32(6, "history.attempt")?,
         detail: r.opt_text(7, "history.detail")?,
         state: r.opt_text(8, "history.state")?,
+        error_kind: r.opt_text(9, "history.error_kind")?,
     })
 }

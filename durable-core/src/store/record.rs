@@ -278,12 +278,25 @@ pub struct HistoryEvent {
     pub detail: Option<String>,
     /// The JSON state stored at a checkpoint (for `ExecutionStarted`, the input).
     pub state: Option<String>,
+    /// For a failure, the kind of error ([`StepError::kind`](crate::StepError::kind)).
+    pub error_kind: Option<String>,
 }
 
 impl HistoryEvent {
     /// An event of `kind` at `at`, with no other detail (and `seq` 0, to be assigned).
     pub fn new(at: Timestamp, kind: EventKind) -> Self {
-        HistoryEvent { seq: 0, at, kind, point: None, file: None, line: None, attempt: None, detail: None, state: None }
+        HistoryEvent {
+            seq: 0,
+            at,
+            kind,
+            point: None,
+            file: None,
+            line: None,
+            attempt: None,
+            detail: None,
+            state: None,
+            error_kind: None,
+        }
     }
 
     /// This event, about the point `name` at `file:line`.
@@ -303,6 +316,12 @@ impl HistoryEvent {
     /// This event, with a human-readable detail.
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
+        self
+    }
+
+    /// This event, about an error of kind `kind` (if it has one).
+    pub fn with_error_kind(mut self, kind: Option<&str>) -> Self {
+        self.error_kind = kind.map(str::to_owned);
         self
     }
 

@@ -1,10 +1,13 @@
 //! Recovery: an execution left running by a dead worker is taken over once its lease expires,
 //! from its last checkpoint.
 
+use std::sync::Arc;
+
+use durable_core::prelude::*;
 use durable_core::store::{EventKind, Status, Store};
 use durable_core::{Engine, ManualClock, MemoryStore, SqliteStore};
 
-use crate::support::{LEASE, arm_hang, clock, count, engine, two_steps};
+use crate::support::{LEASE, arm_hang, clock, count, effect, engine, two_steps};
 
 /// Starts `two_steps` and kills its worker while step `b` runs (after `a` was checkpointed).
 async fn crash_in_step_b<S: Store>(engine: &Engine<S>, key: &str) {
@@ -53,4 +56,68 @@ async fn a_dead_workers_execution_is_taken_over_after_a_restart() {
         crash_in_step_b(&engine, "sqlite-takeover").await;
     }
     take_over(&engine(SqliteStore::open(&path).unwrap(), &clock), &clock, "sqlite-takeover").await;
+}
+
+/// A worker whose own run's lease lapsed (its renewals could not keep up) and that claims the
+/// execution again hands the new claim to the run in flight: the body is not started a second
+/// time next to it, and the run commits under the new claim.
+#[tokio::test]
+async fn a_worker_never_runs_an_execution_it_is_already_running() {
+    let clock = clock();
+    let engine = engine(MemoryStore::new(), &clock);
+    let key = "reclaimed-by-its-own-worker";
+    engine.start(two_steps, "x-1", key.to_owned()).await.unwrap();
+    let gate = crate::support::arm_gate(key);
+    let worker = engine.worker("w-1");
+    let first = tokio::spawn(async move { worker.run_until_idle().await });
+    gate.entered.notified().await;
+    let before = engine.store().load("x-1").await.unwrap().unwrap().lease.unwrap();
+
+    clock.advance(LEASE * 2);
+    let again = engine.worker("w-1").run_until_idle().await.unwrap();
+    assert_eq!(again, 1, "the worker claimed its own execution again");
+    let after = engine.store().load("x-1").await.unwrap().unwrap().lease.unwrap();
+    assert_eq!(after.epoch, before.epoch + 1);
+    assert_eq!(count(&format!("{key}/b")), 1, "step b was not started a second time");
+
+    gate.release.notify_one();
+    first.await.unwrap().unwrap();
+    assert_eq!(engine.result(two_steps, "x-1").await.unwrap(), Ok(format!("{key}: 1 2")));
+    assert_eq!(count(&format!("{key}/b")), 1);
+}
+
+/// Two steps with the workflow's own code between them waiting at a gate.
+#[durable]
+async fn pause_between(key: String) -> Result<u32, WorkflowError> {
+    let a = step!("a", effect(format!("{key}/a"), 1u32).await)?;
+    crate::support::gate(&key).await;
+    let b = step!("b", effect(format!("{key}/b"), a + 1).await)?;
+    Ok(b)
+}
+
+/// A run that lost its lease while it was paused (here: between two steps) finds out before
+/// the next step body, and stops without running it: the worker that took the execution over
+/// runs that body, once.
+#[tokio::test]
+async fn a_run_that_lost_its_lease_starts_no_further_step() {
+    let clock = clock();
+    let store = MemoryStore::new();
+    let build = |store: MemoryStore| {
+        Engine::builder(store).clock(Arc::new(clock.clone())).lease(LEASE).register(pause_between).build().unwrap()
+    };
+    let (paused, rescuer) = (build(store.clone()), build(store));
+    let key = "lost-its-lease-between-steps";
+    paused.start(pause_between, "p-1", key.to_owned()).await.unwrap();
+    let gate = crate::support::arm_gate(key);
+    let worker = paused.worker("paused");
+    let first = tokio::spawn(async move { worker.run_until_idle().await });
+    gate.entered.notified().await;
+
+    clock.advance(LEASE * 2);
+    assert_eq!(rescuer.worker("rescuer").run_until_idle().await.unwrap(), 1);
+    assert_eq!(rescuer.result(pause_between, "p-1").await.unwrap(), Ok(2));
+    gate.release.notify_one();
+    first.await.unwrap().unwrap();
+    assert_eq!(count(&format!("{key}/b")), 1, "the paused run did not start step b after losing its lease");
+    assert_eq!(count(&format!("{key}/a")), 1);
 }

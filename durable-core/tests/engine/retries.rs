@@ -3,11 +3,14 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use durable_core::prelude::*;
 use durable_core::store::{EventKind, Status, Store};
-use durable_core::{Clock, Engine};
+use durable_core::{Clock, Engine, ManualClock};
 
 use crate::support::{
-    LEASE, arm_hang, both, charge_once, clock, count, declined, engine, flaky_exponential, flaky_fixed,
+    LEASE, arm_hang, both, charge_once, clock, count, declined, engine, flaky_call, flaky_exponential, flaky_fixed,
 };
 
 both!(
@@ -17,6 +20,7 @@ both!(
     a_terminal_error_is_not_retried,
     an_interrupted_at_most_once_attempt_counts_as_failed,
     an_interrupted_last_attempt_fails_the_step,
+    the_engines_default_retry_applies_to_steps_given_none,
 );
 
 /// Runs until idle and returns the execution's status, wake-up time and step attempt.
@@ -145,4 +149,61 @@ async fn an_interrupted_last_attempt_fails_the_step<S: Store>(store: S, tag: &st
     let result = engine.result(charge_once, "c-1").await.unwrap().unwrap();
     assert!(result.starts_with("not charged: step `charge` failed: the attempt was interrupted"), "{result}");
     assert_eq!(count(&format!("{tag}/charge")), 1, "never run twice");
+}
+
+/// A step given no retry policy, failing its first `failures` attempts.
+#[durable]
+async fn flaky_default(key: String, failures: u32) -> Result<String, WorkflowError> {
+    let result = step!("call", flaky_call(&key, failures).await);
+    match result {
+        Ok(value) => Ok(value),
+        Err(error) => Ok(format!("gave up ({}): {error}", error.kind().unwrap_or("no kind"))),
+    }
+}
+
+/// The same, as another workflow.
+#[durable]
+async fn flaky_default_too(key: String, failures: u32) -> Result<String, WorkflowError> {
+    let value = step!("call", flaky_call(&key, failures).await)?;
+    Ok(value)
+}
+
+fn default_retry_engine<S: Store>(store: S, clock: &ManualClock, retry: Option<Retry>) -> Engine<S> {
+    let builder =
+        Engine::builder(store).clock(Arc::new(clock.clone())).register(flaky_default).register(flaky_default_too);
+    match retry {
+        Some(retry) => builder.default_retry_for(flaky_default_too, Retry::none()).default_retry(retry),
+        None => builder,
+    }
+    .build()
+    .unwrap()
+}
+
+/// Without a configured default a step has one attempt; the engine's default applies to every
+/// step given no policy, a workflow's own default overrides it, and a failure records its kind
+/// in the history and hands it to the workflow.
+async fn the_engines_default_retry_applies_to_steps_given_none<S: Store + Clone>(store: S, tag: &str) {
+    let clock = clock();
+    let plain = default_retry_engine(store.clone(), &clock, None);
+    let key = format!("{tag}-plain");
+    plain.start(flaky_default, "d-1", (key.clone(), 1)).await.unwrap();
+    plain.worker("w-1").run_until_idle().await.unwrap();
+    let expected = "gave up (std::io::error::Error): step `call` failed: connection refused (1)";
+    assert_eq!(plain.result(flaky_default, "d-1").await.unwrap(), Ok(expected.to_owned()));
+    let failed = plain.history("d-1").await.unwrap().into_iter().find(|e| e.kind == EventKind::StepFailed).unwrap();
+    assert_eq!(failed.error_kind.as_deref(), Some("std::io::error::Error"), "{failed:?}");
+
+    let retrying = default_retry_engine(store, &clock, Some(Retry::fixed(3, Duration::from_secs(10))));
+    let key = format!("{tag}-default");
+    retrying.start(flaky_default, "d-2", (key.clone(), 2)).await.unwrap();
+    retrying.start(flaky_default_too, "d-3", (format!("{tag}-own"), 1)).await.unwrap();
+    for _ in 0..2 {
+        retrying.worker("w-1").run_until_idle().await.unwrap();
+        clock.advance(Duration::from_secs(10));
+    }
+    retrying.worker("w-1").run_until_idle().await.unwrap();
+    assert_eq!(retrying.result(flaky_default, "d-2").await.unwrap(), Ok("ok after 3".to_owned()));
+    assert_eq!(count(&format!("{key}/call")), 3);
+    let own = retrying.result(flaky_default_too, "d-3").await.unwrap().unwrap_err();
+    assert!(own.to_string().contains("failed: connection refused (1)"), "the workflow's own default: {own}");
 }

@@ -198,6 +198,7 @@ pub(super) struct HistoryRows<'a> {
     attempt: Vec<Option<i64>>,
     detail: Vec<Option<&'a str>>,
     state: Vec<Option<&'a str>>,
+    error_kind: Vec<Option<&'a str>>,
 }
 
 impl<'a> HistoryRows<'a> {
@@ -213,13 +214,14 @@ impl<'a> HistoryRows<'a> {
         self.attempt.push(event.attempt.map(i64::from));
         self.detail.push(event.detail.as_deref());
         self.state.push(event.state.as_deref());
+        self.error_kind.push(event.error_kind.as_deref());
     }
 
     pub(super) fn is_empty(&self) -> bool {
         self.id.is_empty()
     }
 
-    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 10] {
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 11] {
         [
             &self.id,
             &self.seq,
@@ -231,6 +233,7 @@ impl<'a> HistoryRows<'a> {
             &self.attempt,
             &self.detail,
             &self.state,
+            &self.error_kind,
         ]
     }
 }

@@ -78,6 +78,7 @@ CREATE INDEX inbox_name ON inbox (execution_id, name);
 /// consumed so that a repeated send is recognized for the execution's whole life.
 pub(super) const V3: &str = "
 ALTER TABLE executions ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE history ADD COLUMN error_kind TEXT;
 CREATE TABLE event_keys (
     execution_id TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -303,12 +304,23 @@ pub(super) fn append_history(
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO history (execution_id, seq, at, kind, point, file, line, attempt, \
-             detail, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             detail, state, error_kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )
         .map_err(sql("append to the history"))?;
     for (seq, e) in (int(last_seq) + 1..).zip(events) {
-        let values =
-            params![id, seq, millis(e.at), e.kind.as_str(), e.point, e.file, e.line, e.attempt, e.detail, e.state];
+        let values = params![
+            id,
+            seq,
+            millis(e.at),
+            e.kind.as_str(),
+            e.point,
+            e.file,
+            e.line,
+            e.attempt,
+            e.detail,
+            e.state,
+            e.error_kind
+        ];
         insert.execute(values).map_err(sql("append to the history"))?;
     }
     Ok(())
