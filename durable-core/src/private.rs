@@ -49,6 +49,19 @@ impl<T: Serialize + DeserializeOwned> Persist for T {}
 #[inline(always)]
 pub fn assert_persist<T: Persist>(_: &T) {}
 
+/// The bound on a workflow's whole state: what [`checkpoint`] needs. When a stored local is
+/// not storable, its own error at the user's `let` says what to do; this one, at `#[durable]`,
+/// only points there (one error instead of one per serde trait).
+#[diagnostic::on_unimplemented(
+    message = "the workflow's state cannot be stored, because a value kept across a suspension point cannot",
+    label = "see the error at that value's `let` (or parameter) above",
+    note = "every value kept across a `step!`/`wait!` must implement `Serialize` and `DeserializeOwned`"
+)]
+pub trait State: Serialize + DeserializeOwned {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned> State for T {}
+
 /// The bound on workflow inputs, reported at the parameter's type.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a durable workflow's input",
@@ -108,16 +121,26 @@ pub fn load<S: DeserializeOwned>(
     serde_json::from_str(snapshot.state).map_err(|source| StateError::Corrupt { workflow, source })
 }
 
-/// Encodes and persists the checkpoint after `point`.
-pub async fn checkpoint<S: Serialize, T>(
+/// Encodes and persists the checkpoint after `point`, and returns the state decoded from what
+/// was stored.
+///
+/// The run goes on from the decoded state, never from the values in memory: a value whose serde
+/// form does not round-trip exactly (a `#[serde(skip)]` field, a lossy custom serializer) then
+/// behaves the same whether or not the process crashed after this checkpoint, and one that
+/// cannot be read back at all fails here, at its first checkpoint, not at a resume days later.
+pub async fn checkpoint<S: State, T>(
     host: &mut dyn Host,
     workflow: &'static str,
     point: &'static PointFacts,
-    state: &S,
-) -> Result<(), Exit<T>> {
-    let json = serde_json::to_string(state)
+    state: S,
+) -> Result<S, Exit<T>> {
+    let json = serde_json::to_string(&state)
         .map_err(|source| Exit::BadState(StateError::Encode { workflow, point: point.name, source }))?;
-    host.checkpoint(point, json).await.map_err(pause)
+    drop(state);
+    let decoded = serde_json::from_str(&json)
+        .map_err(|source| Exit::BadState(StateError::RoundTrip { workflow, point: point.name, source }))?;
+    host.checkpoint(point, json).await.map_err(pause)?;
+    Ok(decoded)
 }
 
 /// A step body's result with its error made storable.

@@ -30,7 +30,7 @@ use std::fmt::Write as _;
 
 use crate::engine::human;
 use crate::facts::{FactsRecord, keys_text};
-use crate::store::{EventKind, ExecutionRecord, HistoryEvent, Status, Store, StoreError};
+use crate::store::{EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Status, Store, StoreError};
 use crate::time::Timestamp;
 
 mod graph;
@@ -46,6 +46,8 @@ pub struct ExecutionView {
     pub record: ExecutionRecord,
     /// Its history, oldest first.
     pub history: Vec<HistoryEvent>,
+    /// The events in its inbox that were not consumed, by seq.
+    pub inbox: Vec<InboxEvent>,
     /// The registered facts of its workflow (of the build that wrote its state if they were
     /// registered, else the latest), if any.
     pub facts: Option<FactsRecord>,
@@ -59,13 +61,14 @@ impl ExecutionView {
     pub async fn load<S: Store>(store: &S, id: &str) -> Result<Option<Self>, StoreError> {
         let Some(record) = store.load(id).await? else { return Ok(None) };
         let history = store.history(id).await?;
+        let inbox = store.inbox(id).await?;
         let fingerprint = record.snapshot.as_ref().map(|snapshot| snapshot.fingerprint.as_str());
         let mut info = store.workflow(&record.workflow, fingerprint).await?;
         if info.is_none() && fingerprint.is_some() {
             info = store.workflow(&record.workflow, None).await?;
         }
         let facts = info.and_then(|info| info.facts().ok());
-        Ok(Some(ExecutionView { record, history, facts }))
+        Ok(Some(ExecutionView { record, history, inbox, facts }))
     }
 
     /// The execution's business keys, `(name, value)`, if its workflow's facts are known.

@@ -111,6 +111,20 @@ pub enum StateError {
         /// What the decoder said.
         source: serde_json::Error,
     },
+    /// The state encoded at a point does not decode again (a `Serialize` and a `Deserialize`
+    /// that disagree). Nothing was stored: the execution stays at its previous checkpoint.
+    #[error(
+        "workflow `{workflow}` stored a state at `{point}` that does not read back ({source}); nothing was \
+         stored: make the types of its locals decode what they encode"
+    )]
+    RoundTrip {
+        /// The workflow's name.
+        workflow: &'static str,
+        /// The point whose state does not read back.
+        point: &'static str,
+        /// What the decoder said.
+        source: serde_json::Error,
+    },
     /// A local could not be encoded (for example a map whose keys are not strings).
     #[error("workflow `{workflow}` could not store its state at `{point}`: {source}")]
     Encode {

@@ -68,12 +68,12 @@ pub(crate) fn machine(workflow: &str, sig: &Signature, lowered: &Lowered) -> Tok
                 ::durable_core::__private::Next::Label(__label) => ::durable_core::__private::At::Label(__label),
                 ::durable_core::__private::Next::Resume(__state) => ::durable_core::__private::At::State(__state),
                 ::durable_core::__private::Next::Checkpoint(__point, __state) => {
-                    if let ::core::result::Result::Err(__exit) =
-                        ::durable_core::__private::checkpoint(__host, #workflow, __point, &__state).await
-                    {
-                        return ::core::result::Result::Ok(__exit);
+                    // The run goes on from the state as decoded from what was stored, as a
+                    // resumed run would.
+                    match ::durable_core::__private::checkpoint(__host, #workflow, __point, __state).await {
+                        ::core::result::Result::Ok(__state) => ::durable_core::__private::At::State(__state),
+                        ::core::result::Result::Err(__exit) => return ::core::result::Result::Ok(__exit),
                     }
-                    ::durable_core::__private::At::State(__state)
                 }
             };
             match __at {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::{ExecutionView, event_json, event_line, json_or_text, offset, pretty_json, utc};
-use crate::store::{EventKind, HistoryEvent, Status};
+use crate::store::{EventKind, HistoryEvent, InboxEvent, Status};
 use crate::time::Timestamp;
 use crate::workflow::PointKind;
 
@@ -102,6 +102,9 @@ pub struct Report {
     pub state: Option<StoredState>,
     /// The last events of its history, oldest first.
     pub last_events: Vec<serde_json::Value>,
+    /// The events in its inbox that were not consumed (`seq`, `name`, `at`, `payload`). Once
+    /// the execution has finished, none of them ever will be.
+    pub inbox: Vec<serde_json::Value>,
     #[serde(skip)]
     last: Vec<HistoryEvent>,
 }
@@ -126,6 +129,7 @@ impl Report {
             output: record.output.as_deref().map(json_or_text),
             state: view.history.iter().rev().find_map(StoredState::of),
             last_events: recent.iter().map(event_json).collect(),
+            inbox: view.inbox.iter().map(inbox_json).collect(),
             last: recent,
         }
     }
@@ -228,11 +232,24 @@ pub fn show(view: &ExecutionView, last: usize) -> String {
         let _ = writeln!(out, "output:");
         out.push_str(&indent(&pretty_json(output), "  "));
     }
+    if !view.inbox.is_empty() {
+        let never =
+            if view.record.status.is_terminal() { ", never to be consumed: the execution has finished" } else { "" };
+        let _ = writeln!(out, "inbox, {} event(s) not consumed{never}:", view.inbox.len());
+        for event in &view.inbox {
+            let _ = writeln!(out, "{:>3} {:<9} {} {}", event.seq, offset(event.at, start), event.name, event.payload);
+        }
+    }
     let _ = writeln!(out, "last {} of {} events:", report.last.len(), view.history.len());
     for event in &report.last {
         let _ = writeln!(out, "{}", event_line(event, start));
     }
     out
+}
+
+/// An inbox event as JSON for scripts, its payload as JSON rather than as text.
+fn inbox_json(event: &InboxEvent) -> serde_json::Value {
+    serde_json::json!({ "seq": event.seq, "name": event.name, "at": event.at, "payload": json_or_text(&event.payload) })
 }
 
 fn indent(text: &str, prefix: &str) -> String {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use durable_core::prelude::*;
+use durable_core::render::{self, ExecutionView};
 use durable_core::store::{EventKind, Status, Store};
 use durable_core::{Clock, Delivery, Engine, EngineError};
 use serde_json::json;
@@ -21,7 +22,30 @@ both!(
     a_queued_event_after_the_deadline_is_left_and_the_wait_times_out,
     an_event_the_workflow_never_waits_for_is_refused,
     a_keyed_event_is_stored_once,
+    show_lists_events_that_were_never_consumed,
 );
+
+/// `durable show` (and its JSON) lists the inbox events an execution did not consume, and says
+/// when none of them ever will be.
+async fn show_lists_events_that_were_never_consumed<S: Store>(store: S, tag: &str) {
+    let clock = clock();
+    let engine = engine(store, &clock);
+    engine.start(pay, "p-1", tag.to_owned()).await.unwrap();
+    engine.send_event("p-1", "payment", &Payment { amount: 1 }).await.unwrap();
+    engine.send_event("p-1", "payment", &Payment { amount: 2 }).await.unwrap();
+    let view = ExecutionView::load(engine.store(), "p-1").await.unwrap().unwrap();
+    let text = render::show(&view, 3);
+    assert!(text.contains("inbox, 2 event(s) not consumed:\n"), "{text}");
+
+    engine.worker("w-1").run_until_idle().await.unwrap();
+    let view = ExecutionView::load(engine.store(), "p-1").await.unwrap().unwrap();
+    let text = render::show(&view, 3);
+    let never = "inbox, 1 event(s) not consumed, never to be consumed: the execution has finished:";
+    assert!(text.contains(never), "{text}");
+    assert!(text.contains(r#"payment {"amount":2}"#), "{text}");
+    let report = serde_json::to_value(render::Report::new(&view, 3)).unwrap();
+    assert_eq!(report["inbox"][0]["payload"], json!({"amount": 2}), "{report}");
+}
 
 /// The deadline decides, not which worker gets there first: an event sent after the timeout,
 /// while no worker has acted on it yet, is refused and the wait times out.
