@@ -167,6 +167,35 @@ pub fn list(records: &[ExecutionRecord], keys: impl Fn(&ExecutionRecord) -> Vec<
     out
 }
 
+/// `text` for display on one line: control characters escaped as Rust writes them (`\n`,
+/// `\0`, `\u{85}`), and cut to its first `max` characters with `…` if it is longer.
+///
+/// For stored names and ids, which may hold anything if they were stored before the engine
+/// [checked them](crate::limits).
+///
+/// ```
+/// use durable_core::render::clean;
+///
+/// assert_eq!(clean("o-42", 8), "o-42");
+/// assert_eq!(clean("a\0b\nc", 8), "a\\0b\\nc");
+/// assert_eq!(clean("abcdefghij", 4), "abcd…");
+/// ```
+pub fn clean(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max * 4));
+    for (n, c) in text.chars().enumerate() {
+        if n == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn or_dash(text: String) -> String {
     if text.is_empty() { "-".to_owned() } else { text }
 }
