@@ -118,6 +118,48 @@ async fn mistakes_get_clear_errors() {
     assert!(error.to_string().contains("absent.db"), "{error}");
 }
 
+/// Ids and names stored before the engine checked them (or by another program) are shown
+/// escaped and cut: a 70,000-character id used to make `durable list` panic ("Formatting
+/// argument out of range") and take the whole listing away.
+#[tokio::test]
+async fn any_stored_id_is_listed_and_shown_without_a_panic() {
+    use durable_core::Timestamp;
+    use durable_core::store::{NewExecution, Store};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("odd.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let long = format!("L\n\t\u{7f}{}", "x".repeat(70_000));
+    let at = Timestamp::from_millis(1_700_000_000_000);
+    for (id, workflow) in [(long.as_str(), "order\u{1b}[31m"), ("n\0ul", "order"), ("", "order")] {
+        store.create(NewExecution::new(id, workflow, "\"in\u{0}put\"", at)).await.unwrap();
+    }
+    drop(store);
+
+    let list = durable(&path, &["list"]).await.unwrap();
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 4, "a header and three executions:\n{list}");
+    let cut = format!("L\\n\\t\\u{{7f}}{}…", "x".repeat(60));
+    assert!(lines[1].starts_with("-  "), "the empty id shows as a dash: {list}");
+    assert!(lines[2].starts_with(&format!("{cut}  order\\u{{1b}}[31m  running")), "{list}");
+    assert!(lines[3].starts_with("n\\0ul"), "{list}");
+    assert!(lines.iter().all(|line| line.chars().count() < 200), "{list}");
+    assert!(!list.contains('\0') && !list.contains('\u{1b}') && !list.contains('\u{7f}'), "{list:?}");
+
+    let show = durable(&path, &["show", &long]).await.unwrap();
+    let title = show.lines().next().unwrap();
+    let expected = format!("execution L\\n\\t\\u{{7f}}{}… of order\\u{{1b}}[31m", "x".repeat(252));
+    assert_eq!(title, expected);
+    assert!(show.contains("\nstatus:       running\n"), "{show}");
+    let history = durable(&path, &["history", &long]).await.unwrap();
+    assert!(history.starts_with(&expected) && history.contains("ExecutionStarted"), "{history}");
+
+    // JSON keeps every id exactly, escaped as JSON.
+    let json: serde_json::Value = serde_json::from_str(&durable(&path, &["list", "--json"]).await.unwrap()).unwrap();
+    let ids: Vec<&str> = json.as_array().unwrap().iter().map(|row| row["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["", long.as_str(), "n\0ul"]);
+}
+
 /// A Mermaid flowchart, as far as `durable graph` writes one.
 #[derive(Debug, Default)]
 struct Flowchart {

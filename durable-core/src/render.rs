@@ -73,11 +73,12 @@ impl ExecutionView {
         self.facts.as_ref().map(|facts| facts.key_values(&self.record.input)).unwrap_or_default()
     }
 
-    /// `execution o-42 of order_workflow (order_id=o-42)`.
+    /// `execution o-42 of order_workflow (order_id=o-42)`, with the id, the workflow and the
+    /// keys [cleaned](clean) for display.
     pub fn title(&self) -> String {
         let keys = self.keys();
-        let keys = if keys.is_empty() { String::new() } else { format!(" ({})", keys_text(&keys)) };
-        format!("execution {} of {}{keys}", self.record.id, self.record.workflow)
+        let keys = if keys.is_empty() { String::new() } else { format!(" ({})", clean(&keys_text(&keys), WIDE)) };
+        format!("execution {} of {}{keys}", clean(&self.record.id, WIDE), clean(&self.record.workflow, WIDE))
     }
 
     /// When the execution started: the origin of the offsets in history lines.
@@ -134,8 +135,15 @@ pub fn event_line(event: &HistoryEvent, start: Timestamp) -> String {
     line.trim_end().to_owned()
 }
 
+/// The most characters of a stored name, id or key shown in a title or a header line.
+const WIDE: usize = 256;
+
+/// The most characters of a cell of [`list`]'s table.
+const CELL: usize = 64;
+
 /// A table of executions, one line each: id, workflow, status, business keys, last checkpoint,
-/// when it is due again, when it last changed. `keys` gives each execution's keys.
+/// when it is due again, when it last changed. `keys` gives each execution's keys. Each cell is
+/// [cleaned](clean) to at most 64 characters, so that any stored id keeps the table readable.
 pub fn list(records: &[ExecutionRecord], keys: impl Fn(&ExecutionRecord) -> Vec<(String, String)>) -> String {
     let header = ["ID", "WORKFLOW", "STATUS", "KEYS", "CHECKPOINT", "WAITING FOR", "DUE", "UPDATED"].map(String::from);
     let mut rows = vec![header];
@@ -144,13 +152,14 @@ pub fn list(records: &[ExecutionRecord], keys: impl Fn(&ExecutionRecord) -> Vec<
             (Status::Running | Status::Suspended, Some(at)) => utc(at),
             _ => "-".to_owned(),
         };
+        let cell = |text: &str| or_dash(clean(text, CELL));
         rows.push([
-            record.id.clone(),
-            record.workflow.clone(),
+            cell(&record.id),
+            cell(&record.workflow),
             record.status.to_string(),
-            or_dash(keys_text(&keys(record))),
-            or_dash(record.snapshot.as_ref().map(|s| s.point.clone()).unwrap_or_default()),
-            or_dash(record.waiting_for.clone().unwrap_or_default()),
+            cell(&keys_text(&keys(record))),
+            cell(record.snapshot.as_ref().map_or("", |s| s.point.as_str())),
+            cell(record.waiting_for.as_deref().unwrap_or_default()),
             due,
             utc(record.updated_at),
         ]);
@@ -158,8 +167,13 @@ pub fn list(records: &[ExecutionRecord], keys: impl Fn(&ExecutionRecord) -> Vec<
     let widths: Vec<usize> = (0..8).map(|c| rows.iter().map(|row| row[c].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for row in &rows {
-        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
-        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+        let mut line = String::new();
+        for (cell, width) in row.iter().zip(&widths) {
+            // Padded by hand: `format!("{cell:<width$}")` panics for widths past 65,535.
+            line.push_str(cell);
+            line.extend(std::iter::repeat_n(' ', width.saturating_sub(cell.chars().count()) + 2));
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     if records.is_empty() {
         out.push_str("(no executions)\n");
