@@ -160,6 +160,67 @@ async fn any_stored_id_is_listed_and_shown_without_a_panic() {
     assert_eq!(ids, ["", long.as_str(), "n\0ul"]);
 }
 
+/// Whether schema `schema` exists on the server at `url`.
+async fn schema_exists(url: &str, schema: &str) -> bool {
+    let admin = durable_core::testing::postgres::admin(url).await;
+    let query = "SELECT EXISTS (SELECT 1 FROM information_schema.schemata WHERE schema_name = $1)";
+    admin.query_one(query, &[&schema]).await.unwrap().get(0)
+}
+
+/// Inspection never writes: `durable list` on a schema that does not exist used to create the
+/// schema and its tables.
+#[tokio::test]
+async fn the_command_line_creates_no_postgres_schema() {
+    use durable_core::testing::postgres::{SchemaGuard, server, unique_schema};
+
+    let Some(url) = server().await else { return };
+    let schema = unique_schema("cli_missing");
+    let _guard = SchemaGuard::new(&url, &schema);
+    for command in [&["list"][..], &["show", "o-1"], &["graph", "order_workflow"]] {
+        let base = ["durable", "--database", &url, "--schema", &schema];
+        let error = cli::run_args(base.iter().chain(command)).await.unwrap_err();
+        let expected = format!(
+            "postgres: there is no durable store in schema `{schema}` (the schema or its tables do not exist); \
+             nothing was created"
+        );
+        assert_eq!(error.to_string(), expected);
+    }
+    assert!(!schema_exists(&url, &schema).await, "the schema was created");
+
+    // An empty schema (made by someone else) is no store either, and stays empty.
+    let admin = durable_core::testing::postgres::admin(&url).await;
+    admin.batch_execute(&format!("CREATE SCHEMA \"{schema}\"")).await.unwrap();
+    let args = ["durable", "--database", &url, "--schema", &schema, "list"];
+    assert!(cli::run_args(args).await.unwrap_err().to_string().contains("no durable store"));
+    let tables = "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1";
+    let count: i64 = admin.query_one(tables, &[&schema]).await.unwrap().get(0);
+    assert_eq!(count, 0, "no table was created");
+}
+
+/// A read-only PostgreSQL store reads what a worker wrote and refuses every write.
+#[tokio::test]
+async fn the_command_line_reads_postgres_read_only() {
+    use durable_core::Timestamp;
+    use durable_core::store::{NewExecution, PostgresOptions, PostgresStore, Store};
+    use durable_core::testing::postgres::{SchemaGuard, server, unique_schema};
+
+    let Some(url) = server().await else { return };
+    let schema = unique_schema("cli_read");
+    let _guard = SchemaGuard::new(&url, &schema);
+    let options = PostgresOptions { schema: schema.clone(), pool_size: 1, ..PostgresOptions::default() };
+    let writer = PostgresStore::connect_with(&url, options.clone()).await.unwrap();
+    let at = Timestamp::from_millis(1_700_000_000_000);
+    writer.create(NewExecution::new("o-1", "order_workflow", "\"o-1\"", at)).await.unwrap();
+
+    let list = cli::run_args(["durable", "--database", &url, "--schema", &schema, "list"]).await.unwrap();
+    assert!(list.lines().nth(1).unwrap().starts_with("o-1  order_workflow  running"), "{list}");
+    let reader = PostgresStore::connect_read_only(&url, options).await.unwrap();
+    assert_eq!(reader.load("o-1").await.unwrap().unwrap().id, "o-1");
+    let error = reader.create(NewExecution::new("o-2", "order_workflow", "\"o-2\"", at)).await.unwrap_err();
+    assert!(error.to_string().contains("read-only transaction"), "{error}");
+    assert!(writer.load("o-2").await.unwrap().is_none());
+}
+
 /// A Mermaid flowchart, as far as `durable graph` writes one.
 #[derive(Debug, Default)]
 struct Flowchart {
