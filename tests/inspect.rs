@@ -26,7 +26,7 @@ async fn orders_db(dir: &Path) -> PathBuf {
     let _turn = SHIPPING.lock().await;
     let path = dir.join("orders.db");
     let clock = ManualClock::new(Harness::EPOCH);
-    let store = SqliteStore::open(&path).unwrap();
+    let store = SqliteStore::create(&path).unwrap();
     let engine = Engine::builder(store).clock(Arc::new(clock.clone())).register(order_workflow).build().unwrap();
     let worker = engine.worker("w-1");
     for id in ["o-1", "o-2", "o-3"] {
@@ -116,6 +116,7 @@ async fn mistakes_get_clear_errors() {
     assert!(error.to_string().contains("unknown status `lost`"), "{error}");
     let error = durable(&dir.path().join("absent.db"), &["list"]).await.unwrap_err();
     assert!(error.to_string().contains("absent.db"), "{error}");
+    assert!(!dir.path().join("absent.db").exists(), "inspection creates no file");
 }
 
 /// Ids and names stored before the engine checked them (or by another program) are shown
@@ -128,7 +129,7 @@ async fn any_stored_id_is_listed_and_shown_without_a_panic() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("odd.db");
-    let store = SqliteStore::open(&path).unwrap();
+    let store = SqliteStore::create(&path).unwrap();
     let long = format!("L\n\t\u{7f}{}", "x".repeat(70_000));
     let at = Timestamp::from_millis(1_700_000_000_000);
     for (id, workflow) in [(long.as_str(), "order\u{1b}[31m"), ("n\0ul", "order"), ("", "order")] {
