@@ -125,7 +125,7 @@ async fn mistakes_get_clear_errors() {
 #[tokio::test]
 async fn any_stored_id_is_listed_and_shown_without_a_panic() {
     use durable_core::Timestamp;
-    use durable_core::store::{NewExecution, Store};
+    use durable_core::store::{Commit, EventKind, HistoryEvent, NewExecution, Status, Store};
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("odd.db");
@@ -135,6 +135,14 @@ async fn any_stored_id_is_listed_and_shown_without_a_panic() {
     for (id, workflow) in [(long.as_str(), "order\u{1b}[31m"), ("n\0ul", "order"), ("", "order")] {
         store.create(NewExecution::new(id, workflow, "\"in\u{0}put\"", at)).await.unwrap();
     }
+    // A failure whose message would clear the terminal and break the line.
+    let record = store.load(&long).await.unwrap().unwrap();
+    let mut failed = Commit::on(&record, at);
+    failed.status = Status::Failed;
+    let mut event = HistoryEvent::new(at, EventKind::ExecutionFailed);
+    event.detail = Some("boom\n\u{1b}[2J".to_owned());
+    failed.events.push(event);
+    store.commit(failed).await.unwrap();
     drop(store);
 
     let list = durable(&path, &["list"]).await.unwrap();
@@ -142,7 +150,7 @@ async fn any_stored_id_is_listed_and_shown_without_a_panic() {
     assert_eq!(lines.len(), 4, "a header and three executions:\n{list}");
     let cut = format!("L\\n\\t\\u{{7f}}{}…", "x".repeat(60));
     assert!(lines[1].starts_with("-  "), "the empty id shows as a dash: {list}");
-    assert!(lines[2].starts_with(&format!("{cut}  order\\u{{1b}}[31m  running")), "{list}");
+    assert!(lines[2].starts_with(&format!("{cut}  order\\u{{1b}}[31m  failed")), "{list}");
     assert!(lines[3].starts_with("n\\0ul"), "{list}");
     assert!(lines.iter().all(|line| line.chars().count() < 200), "{list}");
     assert!(!list.contains('\0') && !list.contains('\u{1b}') && !list.contains('\u{7f}'), "{list:?}");
@@ -151,9 +159,12 @@ async fn any_stored_id_is_listed_and_shown_without_a_panic() {
     let title = show.lines().next().unwrap();
     let expected = format!("execution L\\n\\t\\u{{7f}}{}… of order\\u{{1b}}[31m", "x".repeat(252));
     assert_eq!(title, expected);
-    assert!(show.contains("\nstatus:       running\n"), "{show}");
+    assert!(show.contains("\nstatus:       failed\n"), "{show}");
+    assert!(show.contains("\nerror:        boom\\n\\u{1b}[2J\n"), "{show}");
     let history = durable(&path, &["history", &long]).await.unwrap();
     assert!(history.starts_with(&expected) && history.contains("ExecutionStarted"), "{history}");
+    assert!(history.contains("ExecutionFailed    boom\\n\\u{1b}[2J\n"), "{history}");
+    assert!(!show.contains('\u{1b}') && !history.contains('\u{1b}'));
 
     // JSON keeps every id exactly, escaped as JSON.
     let json: serde_json::Value = serde_json::from_str(&durable(&path, &["list", "--json"]).await.unwrap()).unwrap();

@@ -113,7 +113,8 @@ pub fn history(events: &[HistoryEvent], start: Timestamp, states: bool) -> Strin
     out
 }
 
-/// `  7 +200ms    StepFailed         ship_order (src/order.rs:56): attempt 1 of 3: ...`.
+/// `  7 +200ms    StepFailed         ship_order (src/order.rs:56): attempt 1 of 3: ...`, with
+/// control characters escaped ([`clean`]).
 pub fn event_line(event: &HistoryEvent, start: Timestamp) -> String {
     let mut line = format!("{:>3} {:<9} {:<18}", event.seq, offset(event.at, start), event.kind.as_str());
     let mut parts = Vec::new();
@@ -131,7 +132,8 @@ pub fn event_line(event: &HistoryEvent, start: Timestamp) -> String {
         parts.push(detail.to_owned());
     }
     line.push(' ');
-    line.push_str(&parts.join(": "));
+    // One line whatever was stored: an error message may hold line feeds or terminal escapes.
+    line.push_str(&clean(&parts.join(": "), usize::MAX));
     line.trim_end().to_owned()
 }
 
@@ -195,7 +197,7 @@ pub fn list(records: &[ExecutionRecord], keys: impl Fn(&ExecutionRecord) -> Vec<
 /// assert_eq!(clean("abcdefghij", 4), "abcd…");
 /// ```
 pub fn clean(text: &str, max: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max * 4));
+    let mut out = String::with_capacity(text.len().min(max.saturating_mul(4)));
     for (n, c) in text.chars().enumerate() {
         if n == max {
             out.push('…');
