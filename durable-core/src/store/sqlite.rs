@@ -129,7 +129,8 @@ impl SqliteStore {
     /// worker restarted after its database was lost or moved says so instead of starting
     /// afresh. Make the store once with [`SqliteStore::create`] (or use
     /// [`SqliteStore::open_or_create`] where an empty store is as good as a lost one: tests,
-    /// demos, caches).
+    /// demos, caches). An existing empty database (no tables at all, such as an empty file)
+    /// is given the schema and becomes a store.
     ///
     /// Fails with [`StoreError::Backend`] if the file does not exist, cannot be written (it is
     /// read-only: use [`SqliteStore::open_read_only`] to read it), is not a SQLite database,
