@@ -198,6 +198,14 @@ impl SqliteStore {
             let message = format!("sqlite: cannot open {shown}: directory {dir} does not exist");
             return Err(StoreError::backend(message));
         }
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        if create != Create::Never && !path.exists() && Path::new(&wal).exists() {
+            return Err(StoreError::backend(format!(
+                "sqlite: cannot create {shown}: a write-ahead log {shown}-wal of another database is there, \
+                 which SQLite would replay into the new one; remove it first"
+            )));
+        }
         match create {
             Create::Never if !path.exists() => {
                 return Err(StoreError::backend(format!(
@@ -205,14 +213,6 @@ impl SqliteStore {
                 )));
             }
             Create::New => {
-                let mut wal = path.as_os_str().to_owned();
-                wal.push("-wal");
-                if !path.exists() && Path::new(&wal).exists() {
-                    return Err(StoreError::backend(format!(
-                        "sqlite: cannot create {shown}: a write-ahead log {shown}-wal of another database is \
-                         there, which SQLite would replay into the new one; remove it first"
-                    )));
-                }
                 std::fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(|error| {
                     let why = match error.kind() {
                         std::io::ErrorKind::AlreadyExists => "the file exists (SqliteStore::open opens it)".to_owned(),

@@ -45,6 +45,7 @@ async fn open_never_creates_and_create_never_overwrites() {
     let stale = dir.path().join("stale.db");
     std::fs::write(dir.path().join("stale.db-wal"), b"frames of another database").unwrap();
     assert_backend(&SqliteStore::create(&stale).unwrap_err(), &["write-ahead log", "remove it first"]);
+    assert_backend(&SqliteStore::open_or_create(&stale).unwrap_err(), &["write-ahead log"]);
     assert!(!stale.exists());
 
     // A create that fails leaves no file behind.
