@@ -44,7 +44,7 @@ fn database() -> PathBuf {
 }
 
 async fn first_process(path: &std::path::Path) -> Result<(), Error> {
-    let engine = Engine::builder(SqliteStore::open(path)?).register(order_workflow).build()?;
+    let engine = Engine::builder(SqliteStore::create(path)?).register(order_workflow).build()?;
     engine.start(order_workflow, ORDER, ORDER.to_owned()).await?;
     engine.worker("process-1").run_until_idle().await?;
     let status = engine.status(ORDER).await?;

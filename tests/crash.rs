@@ -352,7 +352,7 @@ impl<'a> Round<'a> {
         let dir = root.join(format!("round-{index}"));
         std::fs::create_dir_all(&dir).expect("the round's directory");
         let database = dir.join("durable.db");
-        let store = SqliteStore::open(&database).expect("the test opens the round's database");
+        let store = SqliteStore::create(&database).expect("the test creates the round's database");
         let mut plan = Vec::new();
         for i in 0..EXECUTIONS {
             let (id, _, _) = workflows::execution(i);

@@ -26,7 +26,7 @@ async fn orders_db(dir: &Path) -> PathBuf {
     let _turn = SHIPPING.lock().await;
     let path = dir.join("orders.db");
     let clock = ManualClock::new(Harness::EPOCH);
-    let store = SqliteStore::open(&path).unwrap();
+    let store = SqliteStore::create(&path).unwrap();
     let engine = Engine::builder(store).clock(Arc::new(clock.clone())).register(order_workflow).build().unwrap();
     let worker = engine.worker("w-1");
     for id in ["o-1", "o-2", "o-3"] {
@@ -116,6 +116,121 @@ async fn mistakes_get_clear_errors() {
     assert!(error.to_string().contains("unknown status `lost`"), "{error}");
     let error = durable(&dir.path().join("absent.db"), &["list"]).await.unwrap_err();
     assert!(error.to_string().contains("absent.db"), "{error}");
+    assert!(!dir.path().join("absent.db").exists(), "inspection creates no file");
+}
+
+/// Ids and names stored before the engine checked them (or by another program) are shown
+/// escaped and cut: a 70,000-character id used to make `durable list` panic ("Formatting
+/// argument out of range") and take the whole listing away.
+#[tokio::test]
+async fn any_stored_id_is_listed_and_shown_without_a_panic() {
+    use durable_core::Timestamp;
+    use durable_core::store::{Commit, EventKind, HistoryEvent, NewExecution, Status, Store};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("odd.db");
+    let store = SqliteStore::create(&path).unwrap();
+    let long = format!("L\n\t\u{7f}{}", "x".repeat(70_000));
+    let at = Timestamp::from_millis(1_700_000_000_000);
+    for (id, workflow) in [(long.as_str(), "order\u{1b}[31m"), ("n\0ul", "order"), ("", "order")] {
+        store.create(NewExecution::new(id, workflow, "\"in\u{0}put\"", at)).await.unwrap();
+    }
+    // A failure whose message would clear the terminal and break the line.
+    let record = store.load(&long).await.unwrap().unwrap();
+    let mut failed = Commit::on(&record, at);
+    failed.status = Status::Failed;
+    let mut event = HistoryEvent::new(at, EventKind::ExecutionFailed);
+    event.detail = Some("boom\n\u{1b}[2J".to_owned());
+    failed.events.push(event);
+    store.commit(failed).await.unwrap();
+    drop(store);
+
+    let list = durable(&path, &["list"]).await.unwrap();
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 4, "a header and three executions:\n{list}");
+    let cut = format!("L\\n\\t\\u{{7f}}{}…", "x".repeat(60));
+    assert!(lines[1].starts_with("-  "), "the empty id shows as a dash: {list}");
+    assert!(lines[2].starts_with(&format!("{cut}  order\\u{{1b}}[31m  failed")), "{list}");
+    assert!(lines[3].starts_with("n\\0ul"), "{list}");
+    assert!(lines.iter().all(|line| line.chars().count() < 200), "{list}");
+    assert!(!list.contains('\0') && !list.contains('\u{1b}') && !list.contains('\u{7f}'), "{list:?}");
+
+    let show = durable(&path, &["show", &long]).await.unwrap();
+    let title = show.lines().next().unwrap();
+    let expected = format!("execution L\\n\\t\\u{{7f}}{}… of order\\u{{1b}}[31m", "x".repeat(252));
+    assert_eq!(title, expected);
+    assert!(show.contains("\nstatus:       failed\n"), "{show}");
+    assert!(show.contains("\nerror:        boom\\n\\u{1b}[2J\n"), "{show}");
+    let history = durable(&path, &["history", &long]).await.unwrap();
+    assert!(history.starts_with(&expected) && history.contains("ExecutionStarted"), "{history}");
+    assert!(history.contains("ExecutionFailed    boom\\n\\u{1b}[2J\n"), "{history}");
+    assert!(!show.contains('\u{1b}') && !history.contains('\u{1b}'));
+
+    // JSON keeps every id exactly, escaped as JSON.
+    let json: serde_json::Value = serde_json::from_str(&durable(&path, &["list", "--json"]).await.unwrap()).unwrap();
+    let ids: Vec<&str> = json.as_array().unwrap().iter().map(|row| row["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["", long.as_str(), "n\0ul"]);
+}
+
+/// Whether schema `schema` exists on the server at `url`.
+async fn schema_exists(url: &str, schema: &str) -> bool {
+    let admin = durable_core::testing::postgres::admin(url).await;
+    let query = "SELECT EXISTS (SELECT 1 FROM information_schema.schemata WHERE schema_name = $1)";
+    admin.query_one(query, &[&schema]).await.unwrap().get(0)
+}
+
+/// Inspection never writes: `durable list` on a schema that does not exist used to create the
+/// schema and its tables.
+#[tokio::test]
+async fn the_command_line_creates_no_postgres_schema() {
+    use durable_core::testing::postgres::{SchemaGuard, server, unique_schema};
+
+    let Some(url) = server().await else { return };
+    let schema = unique_schema("cli_missing");
+    let _guard = SchemaGuard::new(&url, &schema);
+    for command in [&["list"][..], &["show", "o-1"], &["graph", "order_workflow"]] {
+        let base = ["durable", "--database", &url, "--schema", &schema];
+        let error = cli::run_args(base.iter().chain(command)).await.unwrap_err();
+        let expected = format!(
+            "postgres: there is no durable store in schema `{schema}` (the schema or its tables do not exist); \
+             nothing was created"
+        );
+        assert_eq!(error.to_string(), expected);
+    }
+    assert!(!schema_exists(&url, &schema).await, "the schema was created");
+
+    // An empty schema (made by someone else) is no store either, and stays empty.
+    let admin = durable_core::testing::postgres::admin(&url).await;
+    admin.batch_execute(&format!("CREATE SCHEMA \"{schema}\"")).await.unwrap();
+    let args = ["durable", "--database", &url, "--schema", &schema, "list"];
+    assert!(cli::run_args(args).await.unwrap_err().to_string().contains("no durable store"));
+    let tables = "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1";
+    let count: i64 = admin.query_one(tables, &[&schema]).await.unwrap().get(0);
+    assert_eq!(count, 0, "no table was created");
+}
+
+/// A read-only PostgreSQL store reads what a worker wrote and refuses every write.
+#[tokio::test]
+async fn the_command_line_reads_postgres_read_only() {
+    use durable_core::Timestamp;
+    use durable_core::store::{NewExecution, PostgresOptions, PostgresStore, Store};
+    use durable_core::testing::postgres::{SchemaGuard, server, unique_schema};
+
+    let Some(url) = server().await else { return };
+    let schema = unique_schema("cli_read");
+    let _guard = SchemaGuard::new(&url, &schema);
+    let options = PostgresOptions { schema: schema.clone(), pool_size: 1, ..PostgresOptions::default() };
+    let writer = PostgresStore::connect_with(&url, options.clone()).await.unwrap();
+    let at = Timestamp::from_millis(1_700_000_000_000);
+    writer.create(NewExecution::new("o-1", "order_workflow", "\"o-1\"", at)).await.unwrap();
+
+    let list = cli::run_args(["durable", "--database", &url, "--schema", &schema, "list"]).await.unwrap();
+    assert!(list.lines().nth(1).unwrap().starts_with("o-1  order_workflow  running"), "{list}");
+    let reader = PostgresStore::connect_read_only(&url, options).await.unwrap();
+    assert_eq!(reader.load("o-1").await.unwrap().unwrap().id, "o-1");
+    let error = reader.create(NewExecution::new("o-2", "order_workflow", "\"o-2\"", at)).await.unwrap_err();
+    assert!(error.to_string().contains("read-only transaction"), "{error}");
+    assert!(writer.load("o-2").await.unwrap().is_none());
 }
 
 /// A Mermaid flowchart, as far as `durable graph` writes one.

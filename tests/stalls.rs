@@ -111,7 +111,7 @@ async fn scenario<S: Store + Clone>(
 async fn sqlite_write_lock_held_past_the_lease() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("stalls.db");
-    let (a, b) = (SqliteStore::open(&path).unwrap(), SqliteStore::open(&path).unwrap());
+    let (a, b) = (SqliteStore::create(&path).unwrap(), SqliteStore::open(&path).unwrap());
     let (tell, locked) = oneshot::channel();
     let stall = async move {
         tokio::task::spawn_blocking(move || {

@@ -47,6 +47,7 @@ mod workflow;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod engine;
+pub mod limits;
 #[cfg(feature = "logging")]
 pub mod logging;
 pub mod render;

@@ -76,11 +76,12 @@ impl ExecutionView {
         self.facts.as_ref().map(|facts| facts.key_values(&self.record.input)).unwrap_or_default()
     }
 
-    /// `execution o-42 of order_workflow (order_id=o-42)`.
+    /// `execution o-42 of order_workflow (order_id=o-42)`, with the id, the workflow and the
+    /// keys [cleaned](clean) for display.
     pub fn title(&self) -> String {
         let keys = self.keys();
-        let keys = if keys.is_empty() { String::new() } else { format!(" ({})", keys_text(&keys)) };
-        format!("execution {} of {}{keys}", self.record.id, self.record.workflow)
+        let keys = if keys.is_empty() { String::new() } else { format!(" ({})", clean(&keys_text(&keys), WIDE)) };
+        format!("execution {} of {}{keys}", clean(&self.record.id, WIDE), clean(&self.record.workflow, WIDE))
     }
 
     /// When the execution started: the origin of the offsets in history lines.
@@ -115,7 +116,8 @@ pub fn history(events: &[HistoryEvent], start: Timestamp, states: bool) -> Strin
     out
 }
 
-/// `  7 +200ms    StepFailed         ship_order (src/order.rs:56): attempt 1 of 3: ...`.
+/// `  7 +200ms    StepFailed         ship_order (src/order.rs:56): attempt 1 of 3: ...`, with
+/// control characters escaped ([`clean`]).
 pub fn event_line(event: &HistoryEvent, start: Timestamp) -> String {
     let mut line = format!("{:>3} {:<9} {:<18}", event.seq, offset(event.at, start), event.kind.as_str());
     let mut parts = Vec::new();
@@ -136,12 +138,20 @@ pub fn event_line(event: &HistoryEvent, start: Timestamp) -> String {
         (None, true) => {}
     }
     line.push(' ');
-    line.push_str(&parts.join(": "));
+    // One line whatever was stored: an error message may hold line feeds or terminal escapes.
+    line.push_str(&clean(&parts.join(": "), usize::MAX));
     line.trim_end().to_owned()
 }
 
+/// The most characters of a stored name, id or key shown in a title or a header line.
+const WIDE: usize = 256;
+
+/// The most characters of a cell of [`list`]'s table.
+const CELL: usize = 64;
+
 /// A table of executions, one line each: id, workflow, status, business keys, last checkpoint,
-/// when it is due again, when it last changed. `keys` gives each execution's keys.
+/// when it is due again, when it last changed. `keys` gives each execution's keys. Each cell is
+/// [cleaned](clean) to at most 64 characters, so that any stored id keeps the table readable.
 pub fn list(records: &[ExecutionRecord], keys: impl Fn(&ExecutionRecord) -> Vec<(String, String)>) -> String {
     let header = ["ID", "WORKFLOW", "STATUS", "KEYS", "CHECKPOINT", "WAITING FOR", "DUE", "UPDATED"].map(String::from);
     let mut rows = vec![header];
@@ -150,13 +160,14 @@ pub fn list(records: &[ExecutionRecord], keys: impl Fn(&ExecutionRecord) -> Vec<
             (Status::Running | Status::Suspended, Some(at)) => utc(at),
             _ => "-".to_owned(),
         };
+        let cell = |text: &str| or_dash(clean(text, CELL));
         rows.push([
-            record.id.clone(),
-            record.workflow.clone(),
+            cell(&record.id),
+            cell(&record.workflow),
             record.status.to_string(),
-            or_dash(keys_text(&keys(record))),
-            or_dash(record.snapshot.as_ref().map(|s| s.point.clone()).unwrap_or_default()),
-            or_dash(record.waiting_for.clone().unwrap_or_default()),
+            cell(&keys_text(&keys(record))),
+            cell(record.snapshot.as_ref().map_or("", |s| s.point.as_str())),
+            cell(record.waiting_for.as_deref().unwrap_or_default()),
             due,
             utc(record.updated_at),
         ]);
@@ -164,11 +175,45 @@ pub fn list(records: &[ExecutionRecord], keys: impl Fn(&ExecutionRecord) -> Vec<
     let widths: Vec<usize> = (0..8).map(|c| rows.iter().map(|row| row[c].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for row in &rows {
-        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
-        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+        let mut line = String::new();
+        for (cell, width) in row.iter().zip(&widths) {
+            // Padded by hand: `format!("{cell:<width$}")` panics for widths past 65,535.
+            line.push_str(cell);
+            line.extend(std::iter::repeat_n(' ', width.saturating_sub(cell.chars().count()) + 2));
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     if records.is_empty() {
         out.push_str("(no executions)\n");
+    }
+    out
+}
+
+/// `text` for display on one line: control characters escaped as Rust writes them (`\n`,
+/// `\0`, `\u{85}`), and cut to its first `max` characters with `…` if it is longer.
+///
+/// For stored names and ids, which may hold anything if they were stored before the engine
+/// [checked them](crate::limits).
+///
+/// ```
+/// use durable_core::render::clean;
+///
+/// assert_eq!(clean("o-42", 8), "o-42");
+/// assert_eq!(clean("a\0b\nc", 8), "a\\0b\\nc");
+/// assert_eq!(clean("abcdefghij", 4), "abcd…");
+/// ```
+pub fn clean(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max.saturating_mul(4)));
+    for (n, c) in text.chars().enumerate() {
+        if n == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
     }
     out
 }

@@ -25,7 +25,7 @@ fn durable(args: &[&str]) -> Output {
 async fn the_binary_shows_an_execution_and_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.db");
-    let engine = Engine::builder(SqliteStore::open(&path).unwrap()).register(greet).build().unwrap();
+    let engine = Engine::builder(SqliteStore::create(&path).unwrap()).register(greet).build().unwrap();
     engine.start(greet, "g-1", "Ada".to_owned()).await.unwrap();
     engine.worker("w-1").run_until_idle().await.unwrap();
     let database = path.to_str().unwrap();

@@ -26,7 +26,7 @@ use crate::workflows::sleeper;
 /// `synchronous = NORMAL` since the setup needs no durability.
 pub async fn prepare(path: &Path, n: u64) -> Result<(), BenchError> {
     let options = SqliteOptions { synchronous: Synchronous::Normal, ..SqliteOptions::default() };
-    let engine = Engine::builder(SqliteStore::open_with(path, options)?).register(sleeper).build()?;
+    let engine = Engine::builder(SqliteStore::open_or_create_with(path, options)?).register(sleeper).build()?;
     for i in 0..n {
         engine.start(sleeper, format!("s-{i:07}"), i).await?;
     }

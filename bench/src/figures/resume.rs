@@ -38,7 +38,7 @@ fn options(synchronous: Synchronous) -> SqliteOptions {
 /// and now waits on its timer (set up with `synchronous = NORMAL`: the setup needs no
 /// durability).
 pub async fn prepare(path: &Path, k: u64) -> Result<(), BenchError> {
-    let store = SqliteStore::open_with(path, options(Synchronous::Normal))?;
+    let store = SqliteStore::open_or_create_with(path, options(Synchronous::Normal))?;
     let clock = ManualClock::new(SET_UP_AT);
     let engine = Engine::builder(store).clock(Arc::new(clock)).register(resume_probe).build()?;
     engine.start(resume_probe, "probe", k).await?;

@@ -33,7 +33,7 @@ impl Sequential {
     /// Opens the store at `path` with `synchronous` and builds the engine. Must be called inside
     /// a tokio runtime.
     pub fn open(path: &Path, synchronous: Synchronous) -> Result<Self, BenchError> {
-        let store = SqliteStore::open_with(path, SqliteOptions { synchronous, ..SqliteOptions::default() })?;
+        let store = SqliteStore::open_or_create_with(path, SqliteOptions { synchronous, ..SqliteOptions::default() })?;
         let engine = Engine::builder(store).register(stamped_steps).build()?;
         let worker = engine.worker("bench");
         Ok(Sequential { engine, worker, runs: 0 })
@@ -68,7 +68,7 @@ impl StoreOnly {
     /// Opens the store at `path` with `synchronous` and creates one execution in it, leased to
     /// this benchmark. Must be called inside a tokio runtime.
     pub async fn open(path: &Path, synchronous: Synchronous) -> Result<Self, BenchError> {
-        let store = SqliteStore::open_with(path, SqliteOptions { synchronous, ..SqliteOptions::default() })?;
+        let store = SqliteStore::open_or_create_with(path, SqliteOptions { synchronous, ..SqliteOptions::default() })?;
         let now = SystemClock.now();
         store.create(NewExecution::new("store-only", "stamped_steps", "200", now)).await?;
         let lease = Duration::from_secs(3_600);

@@ -24,7 +24,7 @@ use crate::workflows::three_steps;
 /// `synchronous = NORMAL` since the setup needs no durability.
 pub async fn prepare(path: &Path, n: u64) -> Result<(), BenchError> {
     let options = SqliteOptions { synchronous: Synchronous::Normal, ..SqliteOptions::default() };
-    let engine = Engine::builder(SqliteStore::open_with(path, options)?).register(three_steps).build()?;
+    let engine = Engine::builder(SqliteStore::open_or_create_with(path, options)?).register(three_steps).build()?;
     for i in 0..n {
         engine.start(three_steps, format!("x-{i:06}"), i).await?;
     }

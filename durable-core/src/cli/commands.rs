@@ -47,7 +47,11 @@ pub(super) async fn execute<S: Store>(
                 to_json(&state)
             } else {
                 let place = format!("{}, event {}", state.place(), state.seq);
-                format!("# state of {} {place}\n{}\n", view.record.id, render::pretty_json(&state.text))
+                format!(
+                    "# state of {} {place}\n{}\n",
+                    render::clean(&view.record.id, 256),
+                    render::pretty_json(&state.text)
+                )
             }
         }
         Command::Graph { workflow, execution } => graph(store, workflow, execution.as_deref(), json).await?,

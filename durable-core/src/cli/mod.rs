@@ -9,7 +9,8 @@
 //! cargo run -p durable-core --features cli --bin durable -- --database postgres://localhost/app graph order_workflow --execution o-42
 //! ```
 //!
-//! It reads a SQLite file read-only, or a PostgreSQL database. It needs none of the workflows'
+//! It reads a SQLite file or a PostgreSQL schema read-only: it never creates, migrates or
+//! changes anything, and reports a store that is not there. It needs none of the workflows'
 //! code: the engine registers each workflow's static facts (points, source lines, edges,
 //! business keys) with the store, which is what `graph` draws and `list`/`show` name keys with.
 //! Every command prints text for people, or JSON for scripts with `--json`. The same renderings
@@ -80,7 +81,7 @@ async fn run_postgres(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         application_name: "durable-cli".to_owned(),
         ..crate::store::PostgresOptions::default()
     };
-    let store = crate::store::PostgresStore::connect_with(&cli.database, options).await?;
+    let store = crate::store::PostgresStore::connect_read_only(&cli.database, options).await?;
     commands::execute(&store, &cli.command, cli.json, out).await
 }
 

@@ -129,6 +129,10 @@ pub enum EngineError {
         /// What the decoder said.
         message: String,
     },
+    /// An execution id, a name, an input or a payload is outside the engine's
+    /// [limits](crate::limits): the same on every store. Nothing was read or stored.
+    #[error(transparent)]
+    Invalid(#[from] crate::limits::Invalid),
     /// The store failed; see [`StoreError::is_retryable`].
     #[error("the store failed: {0}")]
     Store(#[source] StoreError),

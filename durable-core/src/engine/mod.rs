@@ -63,6 +63,7 @@ use tokio::sync::{Notify, OnceCell};
 
 use self::commit::Committer;
 use self::registry::Registry;
+use crate::limits;
 use crate::step::Retry;
 use crate::store::{
     Commit, EventKind, ExecutionRecord, HistoryEvent, NewExecution, Status, Store, StoreError, WorkflowInfo,
@@ -390,23 +391,28 @@ impl<S: Store> Engine<S> {
         id: impl Into<String>,
         input: W::Input,
     ) -> Result<Handle, EngineError> {
+        let id = id.into();
+        limits::check_id(&id)?;
         let name = workflow.facts().name;
         self.registered(name)?;
         let input = serde_json::to_string(&input)
             .map_err(|error| EngineError::InvalidInput { workflow: name.to_owned(), message: error.to_string() })?;
-        self.start_raw(name, id.into(), input).await
+        limits::check_input(&input)?;
+        self.start_raw(name, id, input).await
     }
 
     /// Starts execution `id` of the workflow called `workflow` with `input` as JSON (for tools
     /// such as the command line); see [`Engine::start`]. The input must decode to the
     /// workflow's parameters (one value, a tuple of several as an array, or `null` for none).
     pub async fn start_json(&self, workflow: &str, id: impl Into<String>, input: &str) -> Result<Handle, EngineError> {
+        let id = id.into();
+        limits::check_workflow_name(workflow).and(limits::check_id(&id)).and(limits::check_input(input))?;
         let erased = self.registered(workflow)?;
         let name = erased.facts().name;
         if let Err(error) = erased.check_input(input) {
             return Err(EngineError::InvalidInput { workflow: name.to_owned(), message: error.to_string() });
         }
-        self.start_raw(name, id.into(), input.to_owned()).await
+        self.start_raw(name, id, input.to_owned()).await
     }
 
     fn registered(&self, name: &str) -> Result<&Arc<dyn registry::ErasedWorkflow>, EngineError> {
@@ -437,6 +443,7 @@ impl<S: Store> Engine<S> {
     /// Where execution `id` is: its status, last checkpoint, what it waits for, and a problem
     /// this engine met running it (a corrupt or incompatible state), if any.
     pub async fn status(&self, id: &str) -> Result<ExecutionStatus, EngineError> {
+        limits::check_id(id)?;
         let record = self.load(id).await?;
         let problem = self.shared.problem(&record);
         Ok(ExecutionStatus::new(record, problem))
@@ -444,6 +451,7 @@ impl<S: Store> Engine<S> {
 
     /// Execution `id`'s history, oldest first.
     pub async fn history(&self, id: &str) -> Result<Vec<HistoryEvent>, EngineError> {
+        limits::check_id(id)?;
         Ok(self.shared.store.history(id).await?)
     }
 
@@ -453,6 +461,7 @@ impl<S: Store> Engine<S> {
     ///
     /// Fails if the execution is unknown, belongs to another workflow, or was cancelled.
     pub async fn result<W: Workflow>(&self, workflow: W, id: &str) -> Result<Result<W::Output, W::Error>, EngineError> {
+        limits::check_id(id)?;
         let name = workflow.facts().name;
         loop {
             let finished = self.shared.finished.notified();
@@ -487,6 +496,7 @@ impl<S: Store> Engine<S> {
     ///
     /// Fails if the execution is unknown or has already finished.
     pub async fn cancel(&self, id: &str) -> Result<(), EngineError> {
+        limits::check_id(id)?;
         loop {
             let record = self.load(id).await?;
             if record.status.is_terminal() {
@@ -520,11 +530,13 @@ impl<S: Store> Engine<S> {
         name: &str,
         payload: &(impl Serialize + ?Sized),
     ) -> Result<Delivery, EngineError> {
+        limits::check_id(id).and(limits::check_event_name(name))?;
         let payload = serde_json::to_string(payload).map_err(|error| EngineError::MalformedPayload {
             id: id.to_owned(),
             event: name.to_owned(),
             message: error.to_string(),
         })?;
+        limits::check_payload(&payload)?;
         events::send(self, id, name, &payload, None).await
     }
 
@@ -548,6 +560,7 @@ impl<S: Store> Engine<S> {
     /// workflow (when registered here) has no `wait!` for an event called `name`
     /// ([`EngineError::UnknownEvent`]: the event could never be consumed).
     pub async fn send_event_json(&self, id: &str, name: &str, payload: &str) -> Result<Delivery, EngineError> {
+        limits::check_id(id).and(limits::check_event_name(name)).and(limits::check_payload(payload))?;
         events::send(self, id, name, payload, None).await
     }
 
@@ -572,6 +585,8 @@ impl<S: Store> Engine<S> {
             event: name.to_owned(),
             message: error.to_string(),
         })?;
+        limits::check_id(id).and(limits::check_event_name(name)).and(limits::check_event_key(key))?;
+        limits::check_payload(&payload)?;
         events::send(self, id, name, &payload, Some(key)).await
     }
 }

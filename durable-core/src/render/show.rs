@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{ExecutionView, event_json, event_line, json_or_text, offset, pretty_json, utc};
+use super::{ExecutionView, clean, event_json, event_line, json_or_text, offset, pretty_json, utc};
 use crate::store::{EventKind, HistoryEvent, InboxEvent, Status};
 use crate::time::Timestamp;
 use crate::workflow::PointKind;
@@ -196,7 +196,7 @@ pub fn show(view: &ExecutionView, last: usize) -> String {
     let start = view.start();
     let mut out = format!("{}\n", view.title());
     let line = |out: &mut String, label: &str, text: &str| {
-        let _ = writeln!(out, "{:<14}{text}", format!("{label}:"));
+        let _ = writeln!(out, "{:<14}{}", format!("{label}:"), clean(text, usize::MAX));
     };
     let why = report.position.as_ref().and_then(|p| p.detail.as_deref()).filter(|_| report.error.is_none());
     match why {

@@ -21,7 +21,7 @@ use tokio_postgres::{Config, NoTls, Row};
 
 use self::listen::subscribe;
 use self::rows::{Locked, decode_inbox, decode_inbox_slot, decode_locked, decode_record, decode_status, int, millis};
-use self::schema::{Queries, check_schema_name, migrate};
+use self::schema::{Queries, SCHEMA_VERSION, check_schema_name, migrate, recorded_version};
 use super::{
     Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, LeaseToken, ListFilter, NewExecution, Sent,
     Status, Store, StoreError, WorkflowInfo, check_release, claimable, new_record,
@@ -38,7 +38,8 @@ pub use self::listen::WorkListener;
 /// How to connect a [`PostgresStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PostgresOptions {
-    /// The schema that holds the store's tables, created if missing: lowercase letters, digits
+    /// The schema that holds the store's tables, created if missing (except by
+    /// [`PostgresStore::connect_read_only`], which never creates anything): lowercase letters, digits
     /// and underscores. Stores with different schemas in one database never see each other.
     /// Default: `durable`.
     pub schema: String,
@@ -167,9 +168,52 @@ impl PostgresStore {
     /// [`StoreError::Backend`] for an invalid url or schema name, a refused login, missing
     /// privileges to create the schema, or a schema newer than this build.
     pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+        let (pool, config) = Self::pool(url, &options, false)?;
+        let mut client = pool.get().await.map_err(pool_error("open the store"))?;
+        migrate(&mut client, &options.schema).await?;
+        Ok(Self::with_pool(pool, config, options))
+    }
+
+    /// Connects to the existing store in `options.schema` of the database at `url` for reading
+    /// only (for tools such as the command line): it never creates or migrates anything, and
+    /// every transaction on its connections is read-only (`default_transaction_read_only`), so
+    /// every write fails with [`StoreError::Backend`] and the database never changes.
+    ///
+    /// Fails with [`StoreError::Backend`] if the schema does not exist or holds no durable
+    /// store, or if its version is not the one this build reads (older: connect a worker of
+    /// this version with [`PostgresStore::connect`] to migrate it; newer: use a newer build),
+    /// and as [`PostgresStore::connect_with`] otherwise. Must be called inside a Tokio runtime.
+    pub async fn connect_read_only(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+        let (pool, config) = Self::pool(url, &options, true)?;
+        let client = pool.get().await.map_err(pool_error("open the store"))?;
+        let schema = &options.schema;
+        match recorded_version(&client, schema).await? {
+            Some(version) if version == SCHEMA_VERSION => {}
+            None => {
+                return Err(StoreError::backend(format!(
+                    "postgres: there is no durable store in schema `{schema}` (the schema or its tables do not \
+                     exist); nothing was created"
+                )));
+            }
+            Some(version) => {
+                return Err(StoreError::backend(format!(
+                    "postgres: the store in schema `{schema}` has version {version}, older than this build reads \
+                     ({SCHEMA_VERSION}): connect a worker of this version to migrate it"
+                )));
+            }
+        }
+        drop(client);
+        Ok(Self::with_pool(pool, config, options))
+    }
+
+    /// The connection pool for `options`; with `read_only`, every transaction is read-only.
+    fn pool(url: &str, options: &PostgresOptions, read_only: bool) -> Result<(Pool, Config), StoreError> {
         check_schema_name(&options.schema)?;
         let mut config: Config =
             url.parse().map_err(|e| StoreError::backend(format!("postgres: invalid database url: {e}")))?;
+        if read_only {
+            config.options("-c default_transaction_read_only=on");
+        }
         config
             .connect_timeout(options.connect_timeout)
             .application_name(&options.application_name)
@@ -186,8 +230,10 @@ impl PostgresStore {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::backend(format!("postgres: cannot create the connection pool: {e}")))?;
-        let mut client = pool.get().await.map_err(pool_error("open the store"))?;
-        migrate(&mut client, &options.schema).await?;
+        Ok((pool, config))
+    }
+
+    fn with_pool(pool: Pool, config: Config, options: PostgresOptions) -> Self {
         let inner = Inner {
             pool,
             queries: Queries::new(&options.schema),
@@ -195,7 +241,7 @@ impl PostgresStore {
             schema: options.schema,
             config,
         };
-        Ok(PostgresStore { inner: Arc::new(inner) })
+        PostgresStore { inner: Arc::new(inner) }
     }
 
     /// The schema that holds this store's tables.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
+use self::file::WatchedFile;
 use self::rows::{
     MIGRATIONS, RECORD_COLUMNS, SCHEMA_VERSION, append_history, decode_claimable, decode_history, decode_inbox,
     decode_record, existing_record, inbox_slot, insert_record, load_for_commit, load_record, millis, update_record,
@@ -21,6 +22,7 @@ use super::{
 };
 use crate::time::{SharedClock, Timestamp};
 
+mod file;
 mod rows;
 mod workflows;
 
@@ -86,6 +88,8 @@ enum Durability {
 pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
     path: Arc<PathBuf>,
+    /// The file it opened: checked before each write commits.
+    file: Arc<WatchedFile>,
     read_only: bool,
     /// The schema version of the file: older than [`SCHEMA_VERSION`] only when read-only.
     version: i64,
@@ -107,19 +111,86 @@ fn sql(what: impl Display) -> impl FnOnce(rusqlite::Error) -> StoreError {
     }
 }
 
+/// Whether opening a [`SqliteStore`] may create its file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Create {
+    /// The file must exist: [`SqliteStore::open`].
+    Never,
+    /// The file must not exist: [`SqliteStore::create`].
+    New,
+    /// [`SqliteStore::open_or_create`].
+    IfMissing,
+}
+
 impl SqliteStore {
-    /// Opens the store in file `path`, creating the file and its schema if they are missing,
-    /// with [`SqliteOptions::default`] (full durability). Blocks while it opens the file.
+    /// Opens the existing store in file `path` with [`SqliteOptions::default`] (full
+    /// durability), bringing an older schema up to date. Blocks while it opens the file.
+    ///
+    /// The file must exist: a missing file is an error, never a new empty store, so that a
+    /// worker restarted after its database was lost or moved says so instead of starting
+    /// afresh. Make the store once with [`SqliteStore::create`] (or use
+    /// [`SqliteStore::open_or_create`] where an empty store is as good as a lost one: tests,
+    /// demos, caches). An existing empty database (no tables at all, such as an empty file)
+    /// is given the schema and becomes a store.
+    ///
+    /// Fails with [`StoreError::Backend`] if the file does not exist, cannot be written (it is
+    /// read-only: use [`SqliteStore::open_read_only`] to read it), is not a SQLite database,
+    /// holds tables of something else than a durable store, or its schema is newer than this
+    /// build.
+    ///
+    /// While the store is open, it checks before each write that the file at `path` is still
+    /// the file it opened: if it was removed or replaced, the write is rolled back and the
+    /// store stops (every later call fails with [`StoreError::Backend`] saying so), rather
+    /// than go on writing into a file nobody will read.
+    ///
+    /// ```
+    /// use durable_core::SqliteStore;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("app.db");
+    /// assert!(SqliteStore::open(&path).is_err(), "no such file");
+    /// SqliteStore::create(&path)?;
+    /// assert!(SqliteStore::create(&path).is_err(), "it exists");
+    /// let store = SqliteStore::open(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(path, SqliteOptions::default())
     }
 
-    /// Opens the store in file `path` with `options`; see [`SqliteStore::open`].
-    ///
-    /// Fails with [`StoreError::Backend`] if the file's directory is missing, the file cannot be
-    /// written, it is not a SQLite database, or its schema is newer than this build.
+    /// Opens the existing store in file `path` with `options`; see [`SqliteStore::open`].
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, StoreError> {
-        let path = path.as_ref();
+        Self::connect(path.as_ref(), options, Create::Never)
+    }
+
+    /// Creates a new store in file `path`, which must not exist, with
+    /// [`SqliteOptions::default`]; the store is open when it returns. Its directory must exist.
+    /// Fails with [`StoreError::Backend`] if the file exists, and leaves no file behind when it
+    /// fails otherwise. See [`SqliteStore::open`].
+    pub fn create(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::create_with(path, SqliteOptions::default())
+    }
+
+    /// Creates a new store in file `path` with `options`; see [`SqliteStore::create`].
+    pub fn create_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, StoreError> {
+        Self::connect(path.as_ref(), options, Create::New)
+    }
+
+    /// Opens the store in file `path`, creating it if the file is missing, with
+    /// [`SqliteOptions::default`]. For programs where a new empty store is as good as a lost
+    /// one (tests, demos); a worker should [`open`](SqliteStore::open) a store made once with
+    /// [`create`](SqliteStore::create). Fails as [`SqliteStore::open`] does otherwise.
+    pub fn open_or_create(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_or_create_with(path, SqliteOptions::default())
+    }
+
+    /// Opens or creates the store in file `path` with `options`; see
+    /// [`SqliteStore::open_or_create`].
+    pub fn open_or_create_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, StoreError> {
+        Self::connect(path.as_ref(), options, Create::IfMissing)
+    }
+
+    fn connect(path: &Path, options: SqliteOptions, create: Create) -> Result<Self, StoreError> {
         let shown = path.display();
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
             && !dir.is_dir()
@@ -128,7 +199,58 @@ impl SqliteStore {
             let message = format!("sqlite: cannot open {shown}: directory {dir} does not exist");
             return Err(StoreError::backend(message));
         }
-        let mut conn = Connection::open(path).map_err(sql(format_args!("open {shown}")))?;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        if create != Create::Never && !path.exists() && Path::new(&wal).exists() {
+            return Err(StoreError::backend(format!(
+                "sqlite: cannot create {shown}: a write-ahead log {shown}-wal of another database is there, \
+                 which SQLite would replay into the new one; remove it first"
+            )));
+        }
+        match create {
+            Create::Never if !path.exists() => {
+                return Err(StoreError::backend(format!(
+                    "sqlite: cannot open {shown}: there is no such file (SqliteStore::create makes a new store)"
+                )));
+            }
+            Create::New => {
+                std::fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(|error| {
+                    let why = match error.kind() {
+                        std::io::ErrorKind::AlreadyExists => "the file exists (SqliteStore::open opens it)".to_owned(),
+                        _ => error.to_string(),
+                    };
+                    StoreError::backend(format!("sqlite: cannot create {shown}: {why}"))
+                })?;
+            }
+            _ => {}
+        }
+        let opened = Self::open_file(path, &options, create == Create::IfMissing);
+        if opened.is_err() && create == Create::New {
+            // Leave nothing behind: the file is ours, and empty or half made.
+            for suffix in ["", "-wal", "-shm"] {
+                let mut name = path.as_os_str().to_owned();
+                name.push(suffix);
+                let _ = std::fs::remove_file(name);
+            }
+        }
+        opened
+    }
+
+    fn open_file(path: &Path, options: &SqliteOptions, create: bool) -> Result<Self, StoreError> {
+        let shown = path.display();
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let mut conn = Connection::open_with_flags(path, flags).map_err(sql(format_args!("open {shown}")))?;
+        // SQLite falls back to reading a file it may not write: refuse that here, not at the
+        // first write.
+        if conn.is_readonly(rusqlite::MAIN_DB).map_err(sql(format_args!("open {shown}")))? {
+            return Err(StoreError::backend(format!(
+                "sqlite: cannot open {shown} for writing: the file is read-only (check its permissions, or read it \
+                 with SqliteStore::open_read_only)"
+            )));
+        }
         conn.busy_timeout(options.busy_timeout).map_err(sql(format_args!("configure {shown}")))?;
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
@@ -146,7 +268,7 @@ impl SqliteStore {
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
             .map_err(sql(format_args!("configure {shown}")))?;
         migrate(&mut conn, path)?;
-        Ok(Self::serve(conn, path, false, SCHEMA_VERSION, options.synchronous))
+        Self::serve(conn, path, false, SCHEMA_VERSION, options.synchronous)
     }
 
     /// Opens the existing store in file `path` for reading only (for tools such as the command
@@ -174,7 +296,7 @@ impl SqliteStore {
                     )
                     .map_err(sql(format_args!("read {shown} (schema version {version})")))?;
                 }
-                Ok(Self::serve(conn, path, true, version, Synchronous::Normal))
+                Self::serve(conn, path, true, version, Synchronous::Normal)
             }
         }
     }
@@ -184,15 +306,28 @@ impl SqliteStore {
         &self.path
     }
 
-    fn serve(mut conn: Connection, path: &Path, read_only: bool, version: i64, synchronous: Synchronous) -> Self {
+    fn serve(
+        mut conn: Connection,
+        path: &Path,
+        read_only: bool,
+        version: i64,
+        synchronous: Synchronous,
+    ) -> Result<Self, StoreError> {
+        let file = Arc::new(WatchedFile::new(path)?);
         // Every statement the store runs stays prepared (there are about thirty).
         conn.set_prepared_statement_cache_capacity(64);
         let (jobs, queue) = mpsc::channel::<Job>();
         let name = format!("durable-sqlite {}", path.display());
+        let watched = Arc::clone(&file);
         let spawned = std::thread::Builder::new().name(name).spawn(move || {
             for job in queue {
                 // A panicking call loses its answer (the caller gets an error), not the store.
                 let _ = catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
+            }
+            if watched.stopped().is_err() {
+                // Closing would checkpoint and then delete `<path>-wal` by name, which may now be
+                // the log of the file that took the path: leave the connection open instead.
+                std::mem::forget(conn);
             }
         });
         if let Err(error) = spawned {
@@ -200,7 +335,8 @@ impl SqliteStore {
             tracing::error!(%error, "cannot start the sqlite thread");
         }
         let relaxed = Arc::new(AtomicBool::new(false));
-        SqliteStore { jobs, path: Arc::new(path.to_owned()), read_only, version, synchronous, relaxed }
+        let path = Arc::new(path.to_owned());
+        Ok(SqliteStore { jobs, path, file, read_only, version, synchronous, relaxed })
     }
 
     /// Runs `f` on the connection's thread and returns its answer.
@@ -209,6 +345,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.file.stopped()?;
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let _ = reply.send(f(conn));
@@ -253,6 +390,7 @@ impl SqliteStore {
         }
         let full = self.synchronous == Synchronous::Full;
         let relaxed = Arc::clone(&self.relaxed);
+        let file = Arc::clone(&self.file);
         self.call(move |conn| {
             // Outside the transaction: SQLite reads the level when the transaction commits.
             match durability {
@@ -268,6 +406,8 @@ impl SqliteStore {
             }
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql(what))?;
             let value = f(&tx)?;
+            // Dropping the transaction rolls it back.
+            file.check()?;
             tx.commit().map_err(sql(what))?;
             Ok(value)
         })
@@ -310,6 +450,16 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql(&what))?;
     // Read inside the write transaction: two processes creating the file race here.
     let current = schema_version(&tx, path)?;
+    if current == 0 {
+        let tables: i64 =
+            tx.query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0)).map_err(sql(&what))?;
+        if tables > 0 {
+            return Err(StoreError::backend(format!(
+                "sqlite: {} is not a durable store: it holds other tables, and no durable schema",
+                path.display()
+            )));
+        }
+    }
     if current < SCHEMA_VERSION {
         for migration in MIGRATIONS.iter().skip(usize::try_from(current).unwrap_or(0)) {
             tx.execute_batch(migration).map_err(sql(&what))?;

@@ -6,7 +6,7 @@ use durable_core::store::{Commit, Status, Store, StoreError};
 use durable_core::{Clock, EngineError, MemoryStore, SqliteStore};
 use tracing::field::{Field, Visit};
 
-use crate::support::{YEAR, both, clock, engine, greet, nap, without_lease};
+use crate::support::{Payment, YEAR, both, clock, count, engine, greet, nap, pay, without_lease};
 
 both!(a_corrupt_state_is_left_untouched, an_incompatible_state_is_left_untouched);
 
@@ -78,7 +78,7 @@ async fn a_read_only_database_refuses_writes_and_keeps_its_data() {
     let path = dir.path().join("durable.db");
     let clock = clock();
     {
-        let engine = engine(SqliteStore::open(&path).unwrap(), &clock);
+        let engine = engine(SqliteStore::create(&path).unwrap(), &clock);
         engine.start(nap, "n-1", "read-only".to_owned()).await.unwrap();
         engine.worker("w-1").run_until_idle().await.unwrap();
     }
@@ -109,6 +109,38 @@ async fn a_missing_database_directory_is_a_clear_error() {
     let read_only = SqliteStore::open_read_only(dir.path().join("absent.db")).unwrap_err();
     assert!(read_only.to_string().contains("cannot open"), "{read_only}");
     assert!(!path.exists());
+}
+
+/// A database file removed under a running engine stops it: no start is accepted, nothing
+/// runs or is reported finished, and a restarted process is told the file is gone instead of
+/// being handed an empty store.
+#[tokio::test]
+async fn a_removed_database_stops_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("durable.db");
+    let clock = clock();
+    let engine = engine(SqliteStore::create(&path).unwrap(), &clock);
+    let worker = engine.worker("w-1");
+    engine.start(pay, "p-1", "removed-db".to_owned()).await.unwrap();
+    worker.run_until_idle().await.unwrap();
+    assert_eq!(engine.status("p-1").await.unwrap().waiting_for.as_deref(), Some("payment"));
+    engine.start(greet, "g-1", "removed-db".to_owned()).await.unwrap();
+    std::fs::remove_file(&path).unwrap();
+
+    let stopped = |error: EngineError| {
+        let message = error.to_string();
+        assert!(matches!(error, EngineError::Store(StoreError::Backend(_))), "{error:?}");
+        assert!(message.contains("durable.db was removed while the store had it open"), "{message}");
+    };
+    stopped(worker.run_until_idle().await.unwrap_err());
+    assert_eq!(count("removed-db/compose"), 0, "g-1 never ran");
+    stopped(engine.start(greet, "g-2", "removed-db".to_owned()).await.unwrap_err());
+    stopped(engine.send_event("p-1", "payment", &Payment { amount: 30 }).await.unwrap_err());
+    stopped(engine.status("g-1").await.unwrap_err());
+    stopped(engine.result(greet, "g-1").await.unwrap_err());
+    stopped(engine.cancel("p-1").await.unwrap_err());
+    let reopened = SqliteStore::open(&path).unwrap_err();
+    assert!(reopened.to_string().contains("no such file"), "{reopened}");
 }
 
 /// The worker reports a state it cannot resume through `tracing`, as an error.

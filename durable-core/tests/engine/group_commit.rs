@@ -42,7 +42,7 @@ async fn run_many<S: Store>(store: S, what: &str, batches: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_executions_share_sqlite_transactions() {
     let dir = tempfile::tempdir().unwrap();
-    run_many(SqliteStore::open(dir.path().join("durable.db")).unwrap(), "sqlite", true).await;
+    run_many(SqliteStore::create(dir.path().join("durable.db")).unwrap(), "sqlite", true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

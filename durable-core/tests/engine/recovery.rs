@@ -52,7 +52,7 @@ async fn a_dead_workers_execution_is_taken_over_after_a_restart() {
     let path = dir.path().join("durable.db");
     let clock = clock();
     {
-        let engine = engine(SqliteStore::open(&path).unwrap(), &clock);
+        let engine = engine(SqliteStore::create(&path).unwrap(), &clock);
         crash_in_step_b(&engine, "sqlite-takeover").await;
     }
     take_over(&engine(SqliteStore::open(&path).unwrap(), &clock), &clock, "sqlite-takeover").await;

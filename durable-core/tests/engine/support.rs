@@ -288,7 +288,7 @@ macro_rules! both {
                 #[tokio::test]
                 async fn $check() {
                     let dir = tempfile::tempdir().unwrap();
-                    let store = durable_core::SqliteStore::open(dir.path().join("durable.db")).unwrap();
+                    let store = durable_core::SqliteStore::create(dir.path().join("durable.db")).unwrap();
                     super::$check(store, concat!("sqlite-", stringify!($check))).await;
                 }
             )*

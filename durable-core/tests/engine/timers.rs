@@ -33,7 +33,7 @@ async fn a_timer_fires_after_a_restart() {
     let path = dir.path().join("durable.db");
     let clock = clock();
     {
-        let engine = engine(SqliteStore::open(&path).unwrap(), &clock);
+        let engine = engine(SqliteStore::create(&path).unwrap(), &clock);
         engine.start(nap, "n-1", "restart".to_owned()).await.unwrap();
         engine.worker("w-1").run_until_idle().await.unwrap();
         assert_eq!(engine.status("n-1").await.unwrap().status, Status::Suspended);

@@ -122,7 +122,7 @@ pub(super) fn in_schema(template: &str, schema: &str) -> String {
 }
 
 /// The schema version recorded in `schema`, or `None` if it has no migrations table yet.
-async fn recorded_version(client: &impl GenericClient, schema: &str) -> Result<Option<i32>, StoreError> {
+pub(super) async fn recorded_version(client: &impl GenericClient, schema: &str) -> Result<Option<i32>, StoreError> {
     let what = "read the schema version";
     let table = format!("\"{schema}\".durable_migrations");
     let row = client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&table]).await.map_err(pg(what))?;

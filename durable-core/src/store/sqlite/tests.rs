@@ -12,7 +12,7 @@ use crate::time::{ManualClock, Timestamp};
 
 fn fresh() -> (SqliteStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let store = SqliteStore::open(dir.path().join("durable.db")).expect("open");
+    let store = SqliteStore::create(dir.path().join("durable.db")).expect("create");
     (store, dir)
 }
 
@@ -221,10 +221,10 @@ async fn options_set_wal_and_synchronous() {
             .await
             .unwrap()
     };
-    let full = SqliteStore::open(dir.path().join("full.db")).unwrap();
+    let full = SqliteStore::create(dir.path().join("full.db")).unwrap();
     assert_eq!(pragmas(full).await, ("wal".to_owned(), 2, true), "WAL, FULL, stable query plans");
     let options = SqliteOptions { synchronous: Synchronous::Normal, ..SqliteOptions::default() };
-    let normal = SqliteStore::open_with(dir.path().join("normal.db"), options).unwrap();
+    let normal = SqliteStore::create_with(dir.path().join("normal.db"), options).unwrap();
     assert_eq!(pragmas(normal).await, ("wal".to_owned(), 1, true));
 }
 
@@ -356,8 +356,10 @@ async fn lease_changes_are_not_synced_and_everything_else_is() {
     // With NORMAL chosen, nothing changes the level.
     let dir = tempfile::tempdir().unwrap();
     let options = SqliteOptions { synchronous: Synchronous::Normal, ..SqliteOptions::default() };
-    let normal = SqliteStore::open_with(dir.path().join("normal.db"), options).unwrap();
+    let normal = SqliteStore::create_with(dir.path().join("normal.db"), options).unwrap();
     create(&normal, "e-1").await;
     normal.claim_due("w-1", &ManualClock::shared(t(2)), Duration::from_secs(60), 1).await.unwrap();
     assert_eq!(synchronous_level(&normal).await, 1);
 }
+
+mod files;
