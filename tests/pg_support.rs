@@ -134,6 +134,27 @@ impl WorkerProcess {
         now_nanos()
     }
 
+    /// Stops it where it stands with SIGSTOP (it keeps its connections and its leases run out);
+    /// returns the wall-clock nanoseconds once the signal was sent.
+    pub fn pause(&self) -> u128 {
+        self.signal("-STOP");
+        now_nanos()
+    }
+
+    /// Lets a paused worker go on with SIGCONT; returns the wall-clock nanoseconds before the
+    /// signal is sent.
+    pub fn resume(&self) -> u128 {
+        let at = now_nanos();
+        self.signal("-CONT");
+        at
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("a running worker has a pid").to_string();
+        let sent = std::process::Command::new("kill").args([signal, &pid]).status().expect("the kill command runs");
+        assert!(sent.success(), "kill {signal} {pid} failed");
+    }
+
     /// Closes its standard input, which tells it to stop, and waits until it has exited 0.
     pub async fn stop(&mut self) {
         self.stdin.take();
@@ -316,6 +337,9 @@ pub struct Findings {
     pub committed: BTreeMap<String, usize>,
     /// Runs of step instances before their committed run: `(worker, execution, step, iteration)`.
     pub reruns: Vec<(String, String, String, u32)>,
+    /// Overlapping bodies the paused-process rule allowed (storms only): `(execution, paused
+    /// worker's run, the other run)`.
+    pub paused_overlaps: Vec<(String, Run, Run)>,
 }
 
 /// Checks executions `0..count` and the run logs of `logs` against the rules of the module docs;
@@ -473,6 +497,89 @@ pub fn check_reruns(
             findings.reruns.push((run.worker.clone(), id.to_owned(), step.clone(), *iteration));
         }
     }
+}
+
+/// What a storm did to the workers: kills `(worker, dead at)` and pauses `(worker, stopped at,
+/// continued at)`, in wall-clock nanoseconds.
+#[derive(Debug, Default)]
+pub struct Storm {
+    /// Workers killed with SIGKILL.
+    pub kills: Vec<(String, u128)>,
+    /// Workers stopped with SIGSTOP and continued with SIGCONT.
+    pub pauses: Vec<(String, u128, u128)>,
+}
+
+/// [`check_run`] after a storm: the same rules 1 and 2 (re-runs before the committed run are
+/// counted, whatever caused them), and rule 3 with the one exception the README documents for a
+/// paused process. Two bodies of one execution may overlap only if the one that began first
+/// ran on a worker that was paused while it ran (its lease ran out and another worker took the
+/// execution over), that body was not the one whose result was committed, and the other began
+/// after the pause started. A body that never ended must be one a killed worker began before it
+/// died, or one a paused worker was in: woken, it found its lease gone and dropped the run.
+pub async fn check_storm(store: &PostgresStore, count: usize, logs: &[PathBuf], storm: &Storm) -> Findings {
+    let mut findings = Findings::default();
+    let mut by_execution: HashMap<String, Vec<Run>> = HashMap::new();
+    for log in logs {
+        for run in read_runs(log) {
+            *findings.bodies.entry(run.worker.clone()).or_default() += 1;
+            by_execution.entry(run.key.0.clone()).or_default().push(run);
+        }
+    }
+    for i in 0..count {
+        let (id, workflow, _) = workflows::execution(i);
+        let runs = by_execution.remove(&id).unwrap_or_default();
+        let committed = check_execution(store, i, &runs).await;
+        let allowed = check_exclusive_in_storm(&id, &runs, &committed, storm);
+        findings.paused_overlaps.extend(allowed.into_iter().map(|(first, second)| (id.clone(), first, second)));
+        check_reruns(&id, workflow, &runs, &committed, None, Reruns::Counted, &mut findings);
+    }
+    assert!(by_execution.is_empty(), "step bodies ran for unknown executions {:?}", by_execution.keys());
+    findings
+}
+
+/// Rule 3 of [`check_storm`]; returns the overlaps the pause exception allowed.
+pub fn check_exclusive_in_storm(
+    id: &str,
+    runs: &[Run],
+    committed: &[(String, u32, String, u128)],
+    storm: &Storm,
+) -> Vec<(Run, Run)> {
+    let mut allowed = Vec::new();
+    // A body that never ended was cut short: by the death of its worker, or by a paused worker
+    // that woke, found its lease gone and dropped the run where it stood.
+    let ended = |run: &Run| match run.end {
+        Some(end) => end,
+        None => {
+            let died = storm.kills.iter().find(|(worker, at)| *worker == run.worker && run.begin <= *at);
+            let woke =
+                storm.pauses.iter().find(|(worker, _, continued)| *worker == run.worker && run.begin <= *continued);
+            match (died, woke) {
+                (Some((_, at)), _) => *at,
+                (None, Some((_, _, continued))) => *continued,
+                (None, None) => panic!("{id}: a step body began and never ended on a live worker: {run:?}"),
+            }
+        }
+    };
+    let mut sorted: Vec<&Run> = runs.iter().collect();
+    sorted.sort_by_key(|run| run.begin);
+    for (i, first) in sorted.iter().enumerate() {
+        let first_end = ended(first);
+        for second in sorted[i + 1..].iter().take_while(|second| second.begin <= first_end) {
+            let paused = storm.pauses.iter().find(|(worker, stopped, continued)| {
+                *worker == first.worker && *stopped < first_end && *continued > first.begin && second.begin >= *stopped
+            });
+            let committed_first =
+                committed.iter().any(|(_, _, worker, begin)| *worker == first.worker && *begin == first.begin);
+            assert!(
+                paused.is_some() && !committed_first,
+                "{id} RAN ON TWO WORKERS AT ONCE: {second:?} began before {first:?} ended \
+                 (pauses: {:?})",
+                storm.pauses
+            );
+            allowed.push(((*first).clone(), (*second).clone()));
+        }
+    }
+    allowed
 }
 
 /// Cuts, from the server side, every connection whose `application_name` is one of `names`,
