@@ -1,13 +1,14 @@
-//! A storm on PostgreSQL: worker processes killed with SIGKILL, stopped with SIGSTOP for longer
-//! than their lease, and cut off from the database, all while they run, in a seeded random order.
+//! A storm: worker processes killed with SIGKILL, stopped with SIGSTOP for longer than their
+//! lease, and (on PostgreSQL) cut off from the database, all while they run, in a seeded random
+//! order; on PostgreSQL and on SQLite.
 //!
-//! Three `pg-worker` processes (see `bin/pg_worker.rs`) share a fresh schema and run
+//! Three `pg-worker` processes (see `bin/pg_worker.rs`) share a fresh schema (or SQLite file) and run
 //! [`executions`] executions of the four test workflows (steps, timers, events, a loop). Until
 //! every execution has finished, the test picks one disturbance at a time, [`ACTIONS`] at most:
 //! - **kill**: SIGKILL a worker and start a replacement under a new name;
 //! - **pause**: SIGSTOP a worker for [`PAUSE`] (longer than its two-second lease), so that others
 //!   take its executions over while it is frozen, then SIGCONT it;
-//! - **cut**: terminate every worker connection on the server (`pg_terminate_backend`).
+//! - **cut** (PostgreSQL): terminate every worker connection on the server (`pg_terminate_backend`).
 //!
 //! Then the ledger is checked (`pg_support::check_storm`): every execution succeeded exactly
 //! once with the expected result and one `StepSucceeded` per step; no step body ran again after
@@ -22,7 +23,7 @@
 //! DURABLE_STORM_EXECUTIONS=2000 DURABLE_STORM_ACTIONS=200 cargo test -p durable-tests --test pg_storm -- --nocapture
 //! ```
 //!
-//! Skipped (with a message) without a PostgreSQL server, unless `DURABLE_PG_URL` is set.
+//! The PostgreSQL storm is skipped (with a message) without a server, unless `DURABLE_PG_URL` is set.
 
 #[path = "bin/pg_worker/workflows.rs"]
 mod workflows;
@@ -33,9 +34,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use durable_core::Engine;
 use durable_core::store::{ListFilter, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use tokio_postgres::Client;
 
 use crate::pg_support::{SchemaGuard, Sent, Storm, WorkerProcess, admin, server, unique_schema};
 
@@ -59,25 +62,57 @@ fn executions() -> usize {
     setting("DURABLE_STORM_EXECUTIONS", 400) as usize
 }
 
+/// Both storms in one test: the run log of the test's own engine is installed once per process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kills_pauses_and_cuts_lose_nothing_and_run_nothing_twice_at_once() {
+    let dir = pg_support::log_dir();
+    let path = dir.path().join("storm.db");
+    let engine = pg_support::control_engine_sqlite(&path, dir.path());
+    let target = Target { url: format!("sqlite:{}", path.display()), schema: "main".into(), connections: "-".into() };
+    storm("sqlite", engine, &target, None, dir).await;
+
     let Some(url) = server().await else { return };
-    let (count, actions) = (executions(), setting("DURABLE_STORM_ACTIONS", ACTIONS as u64) as usize);
-    let seed = setting("DURABLE_STORM_SEED", 0x5eed);
-    let mut rng = StdRng::seed_from_u64(seed);
     let schema = unique_schema("storm");
     let _guard = SchemaGuard::new(&url, &schema);
     let dir = pg_support::log_dir();
     let engine = pg_support::control_engine(&url, &schema, dir.path()).await;
-    let store = engine.store().clone();
-    let admin = admin(&url).await;
     // Every worker's connections carry this name (the control engine's are `<schema>_ctl`).
-    let worker_connections = vec![format!("{schema}_w")];
+    let connections = format!("{schema}_w");
+    let target = Target { url: url.clone(), schema, connections: connections.clone() };
+    storm("postgres", engine, &target, Some((admin(&url).await, vec![connections])), dir).await;
+}
+
+/// Where the workers run: their database url, schema and connection name.
+struct Target {
+    url: String,
+    schema: String,
+    connections: String,
+}
+
+impl Target {
+    async fn worker(&self, name: &str, dir: &std::path::Path) -> WorkerProcess {
+        WorkerProcess::start(&self.url, &self.schema, name, dir, &self.connections).await
+    }
+}
+
+/// The storm, on the store of `engine` (the test's own) and of the workers at `target`; `cut`
+/// is the admin connection and the connection names to cut, where cutting means something.
+async fn storm<S: Store + Clone>(
+    what: &str,
+    engine: Engine<S>,
+    target: &Target,
+    cut: Option<(Client, Vec<String>)>,
+    dir: tempfile::TempDir,
+) {
+    let (count, actions) = (executions(), setting("DURABLE_STORM_ACTIONS", ACTIONS as u64) as usize);
+    let seed = setting("DURABLE_STORM_SEED", 0x5eed);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let store = engine.store().clone();
 
     let mut next = 0;
     let mut live = Vec::new();
     for _ in 0..WORKERS {
-        live.push(WorkerProcess::start(&url, &schema, &format!("w{next}"), dir.path(), &worker_connections[0]).await);
+        live.push(target.worker(&format!("w{next}"), dir.path()).await);
         next += 1;
     }
     let mut dead = Vec::new();
@@ -101,6 +136,7 @@ async fn kills_pauses_and_cuts_lose_nothing_and_run_nothing_twice_at_once() {
 
     let mut storm = Storm::default();
     let mut done = Vec::new();
+    let kinds = if cut.is_some() { 3 } else { 2 };
     while done.len() < actions {
         tokio::time::sleep(Duration::from_millis(rng.random_range(200..800))).await;
         let records = store.list(ListFilter::default()).await.expect("list");
@@ -109,25 +145,24 @@ async fn kills_pauses_and_cuts_lose_nothing_and_run_nothing_twice_at_once() {
         }
         assert!(started.elapsed() < LIMIT, "the storm did not end within {LIMIT:?}");
         let k = rng.random_range(0..live.len());
-        match rng.random_range(0..3) {
-            0 => {
+        match (rng.random_range(0..kinds), &cut) {
+            (0, _) => {
                 let mut victim: WorkerProcess = live.remove(k);
                 storm.kills.push((victim.name.clone(), victim.kill().await));
                 done.push(format!("kill {}", victim.name));
                 dead.push(victim);
-                let name = format!("w{next}");
+                live.push(target.worker(&format!("w{next}"), dir.path()).await);
                 next += 1;
-                live.push(WorkerProcess::start(&url, &schema, &name, dir.path(), &worker_connections[0]).await);
             }
-            1 => {
+            (1, _) | (_, None) => {
                 let frozen = &live[k];
                 let stopped = frozen.pause();
                 tokio::time::sleep(PAUSE).await;
                 storm.pauses.push((frozen.name.clone(), stopped, frozen.resume()));
                 done.push(format!("pause {}", frozen.name));
             }
-            _ => {
-                let cut = pg_support::cut_connections(&admin, &worker_connections).await;
+            (_, Some((admin, names))) => {
+                let cut = pg_support::cut_connections(admin, names).await;
                 done.push(format!("cut {cut}"));
             }
         }
@@ -143,17 +178,17 @@ async fn kills_pauses_and_cuts_lose_nothing_and_run_nothing_twice_at_once() {
     }
 
     let mut logs: Vec<_> = live.iter().chain(&dead).map(|worker| worker.log.clone()).collect();
-    logs.push(dir.path().join("sender.log"));
+    logs.push(dir.path().join("sender.log")); // the first storm's directory holds it; a missing log is empty
     let findings = pg_support::check_storm(&store, count, &logs, &storm).await;
     assert_eq!(findings.bodies.get("sender").copied().unwrap_or(0), 0, "the test process runs no step body");
 
     eprintln!(
-        "pg_storm (seed {seed}): {count} executions, started in {start_time:?}, all finished {run_time:?} after the \
-         first start ({finish_time:?} after the last disturbance); disturbances: {done:?}"
+        "storm on {what} (seed {seed}): {count} executions, started in {start_time:?}, all finished {run_time:?} after \
+         the first start ({finish_time:?} after the last disturbance); disturbances: {done:?}"
     );
     eprintln!(
-        "pg_storm: step bodies by worker: {:?}; committed step results: {:?}; re-runs before the committed run: {}; \
-         overlaps allowed because the first body's worker was frozen past its lease: {}",
+        "storm on {what}: step bodies by worker: {:?}; committed step results: {:?}; re-runs before the committed \
+         run: {}; overlaps allowed because the first body's worker was frozen past its lease: {}",
         findings.bodies,
         findings.committed,
         findings.reruns.len(),

@@ -50,7 +50,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use durable_core::store::{EventKind, ListFilter, PostgresOptions, PostgresStore, Status, Store};
-use durable_core::{Delivery, Engine};
+use durable_core::{Delivery, Engine, SqliteStore};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio_postgres::Client;
@@ -73,7 +73,26 @@ pub async fn control_engine(url: &str, schema: &str, dir: &Path) -> Engine<Postg
         ..PostgresOptions::default()
     };
     let store = PostgresStore::connect_with(url, options).await.expect("connect to the test server");
-    workflows::install(&dir.join("sender.log"), "sender").expect("the sender's run log");
+    install_sender_log(dir);
+    workflows::register(Engine::builder(store))
+        .lease(workflows::LEASE)
+        .poll_interval(workflows::POLL)
+        .build()
+        .expect("the control engine")
+}
+
+/// Installs the run log of the test's own engine (it should run no step body), once per process:
+/// a test that builds a second control engine keeps the first one's log.
+fn install_sender_log(dir: &Path) {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| workflows::install(&dir.join("sender.log"), "sender").expect("the sender's run log"));
+}
+
+/// The test's own engine on the SQLite store at `path` (which it creates), as
+/// [`control_engine`] is on PostgreSQL.
+pub fn control_engine_sqlite(path: &Path, dir: &Path) -> Engine<SqliteStore> {
+    let store = SqliteStore::create(path).expect("a new SQLite store");
+    install_sender_log(dir);
     workflows::register(Engine::builder(store))
         .lease(workflows::LEASE)
         .poll_interval(workflows::POLL)
@@ -185,7 +204,7 @@ pub fn early(i: usize) -> bool {
 /// Starts the executions of `range`, `streams` at a time, sending the [`early`] events right
 /// after their executions start; returns how long it took.
 pub async fn start_all(
-    engine: &Engine<PostgresStore>,
+    engine: &Engine<impl Store>,
     range: std::ops::Range<usize>,
     streams: usize,
     sent: &Arc<Sent>,
@@ -216,7 +235,7 @@ pub async fn start_all(
 
 /// Sends its event to each of executions `0..count` that waits for one, except the [`early`]
 /// ones, once the store shows it waiting; returns once all are sent or `stop` is set.
-pub async fn send_events(engine: Engine<PostgresStore>, count: usize, stop: Arc<AtomicBool>, sent: Arc<Sent>) {
+pub async fn send_events<S: Store>(engine: Engine<S>, count: usize, stop: Arc<AtomicBool>, sent: Arc<Sent>) {
     let mut pending: BTreeMap<String, (&'static str, u64)> = (0..count)
         .filter(|&i| !early(i))
         .filter_map(|i| workflows::event(i).map(|event| (workflows::execution(i).0, event)))
@@ -239,7 +258,7 @@ pub async fn send_events(engine: Engine<PostgresStore>, count: usize, stop: Arc<
 }
 
 async fn send_one(
-    engine: &Engine<PostgresStore>,
+    engine: &Engine<impl Store>,
     pending: &mut BTreeMap<String, (&'static str, u64)>,
     id: &str,
     sent: &Sent,
@@ -259,7 +278,7 @@ async fn send_one(
 
 /// Waits until all of executions `0..count` have finished; panics after `limit`, listing the
 /// unfinished ones. Returns how long it took.
-pub async fn wait_all_finished(store: &PostgresStore, count: usize, limit: Duration) -> Duration {
+pub async fn wait_all_finished(store: &impl Store, count: usize, limit: Duration) -> Duration {
     let started = Instant::now();
     loop {
         let records = store.list(ListFilter::default()).await.expect("list the executions");
@@ -345,7 +364,7 @@ pub struct Findings {
 /// Checks executions `0..count` and the run logs of `logs` against the rules of the module docs;
 /// `killed` is the killed worker and when it was dead, if one was.
 pub async fn check_run(
-    store: &PostgresStore,
+    store: &impl Store,
     count: usize,
     logs: &[PathBuf],
     killed: Option<(&str, u128)>,
@@ -381,7 +400,7 @@ pub async fn check_run(
 
 /// Rule 1 for execution `i`; returns the committed run of each of its step instances, as
 /// `(step, iteration, worker, begin)`.
-async fn check_execution(store: &PostgresStore, i: usize, runs: &[Run]) -> Vec<(String, u32, String, u128)> {
+async fn check_execution(store: &impl Store, i: usize, runs: &[Run]) -> Vec<(String, u32, String, u128)> {
     let (id, workflow, _) = workflows::execution(i);
     let record = store.load(&id).await.expect("load").unwrap_or_else(|| panic!("EXECUTION LOST: {id}"));
     let history = store.history(&id).await.expect("history");
@@ -516,7 +535,7 @@ pub struct Storm {
 /// execution over), that body was not the one whose result was committed, and the other began
 /// after the pause started. A body that never ended must be one a killed worker began before it
 /// died, or one a paused worker was in: woken, it found its lease gone and dropped the run.
-pub async fn check_storm(store: &PostgresStore, count: usize, logs: &[PathBuf], storm: &Storm) -> Findings {
+pub async fn check_storm(store: &impl Store, count: usize, logs: &[PathBuf], storm: &Storm) -> Findings {
     let mut findings = Findings::default();
     let mut by_execution: HashMap<String, Vec<Run>> = HashMap::new();
     for log in logs {

@@ -7,6 +7,9 @@
 //! pg-worker <database-url> <schema> <worker-name> <run-log> [application-name]
 //! ```
 //!
+//! With a `sqlite:<path>` url it runs on that SQLite file instead (the schema is then ignored):
+//! the storm test (`pg_storm`) runs on both stores.
+//!
 //! - `worker-name` owns the worker's leases and is written on every line of its run log (see
 //!   `workflows.rs` for the format);
 //! - `application-name` names its connections in `pg_stat_activity` (default: the schema), so
@@ -22,9 +25,9 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use durable_core::Engine;
 use durable_core::logging::{self, LogFormat};
 use durable_core::store::{PostgresOptions, PostgresStore};
+use durable_core::{Engine, SqliteStore};
 
 /// The command line.
 struct Args {
@@ -76,6 +79,18 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), String> {
     workflows::install(&args.log, &args.worker).map_err(|e| format!("cannot open {}: {e}", args.log.display()))?;
+    if let Some(path) = args.url.strip_prefix("sqlite:") {
+        let store = SqliteStore::open(path).map_err(|e| e.to_string())?;
+        let engine = workflows::register(Engine::builder(store))
+            .lease(workflows::LEASE)
+            .poll_interval(workflows::POLL)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let worker = engine.worker(args.worker);
+        println!("ready");
+        worker.run(stdin_closed()).await;
+        return Ok(());
+    }
     let options = PostgresOptions {
         application_name: args.application_name.unwrap_or_else(|| args.schema.clone()),
         schema: args.schema,
