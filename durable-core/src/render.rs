@@ -105,9 +105,27 @@ pub fn log(view: &ExecutionView) -> String {
 /// what happened. With `states`, a checkpoint's state (an `ExecutionStarted`'s input) follows on
 /// a line of its own, as stored.
 pub fn history(events: &[HistoryEvent], start: Timestamp, states: bool) -> String {
+    history_lines(events, start, states, false)
+}
+
+/// [`history`], each line ending with the worker whose run wrote the event (`[by w-1]`), for
+/// `durable history`: who ran each attempt, when executions move between workers.
+pub fn history_by_worker(events: &[HistoryEvent], start: Timestamp, states: bool) -> String {
+    history_lines(events, start, states, true)
+}
+
+fn history_lines(events: &[HistoryEvent], start: Timestamp, states: bool, workers: bool) -> String {
     let mut out = String::new();
     for event in events {
-        let _ = writeln!(out, "{}", event_line(event, start));
+        let line = event_line(event, start);
+        match event.worker.as_deref().filter(|_| workers) {
+            Some(worker) => {
+                let _ = writeln!(out, "{line}  [by {}]", clean(worker, 64));
+            }
+            None => {
+                let _ = writeln!(out, "{line}");
+            }
+        }
         if let Some(state) = event.state.as_deref().filter(|_| states) {
             let label = if event.kind == EventKind::ExecutionStarted { "input" } else { "state" };
             let _ = writeln!(out, "{:33}{label}: {state}", "");
@@ -339,6 +357,7 @@ pub fn event_json(event: &HistoryEvent) -> serde_json::Value {
         "attempt": event.attempt,
         "detail": event.detail,
         "error_kind": event.error_kind,
+        "worker": event.worker,
         "state": state,
     })
 }

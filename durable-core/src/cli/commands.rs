@@ -36,7 +36,7 @@ pub(super) async fn execute<S: Store>(
                     "{}: {}\n{}",
                     view.title(),
                     view.record.status,
-                    render::history(&view.history, view.start(), *states)
+                    render::history_by_worker(&view.history, view.start(), *states)
                 )
             }
         }

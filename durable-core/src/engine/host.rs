@@ -196,7 +196,11 @@ impl<S: Store> RunHost<S> {
         let now = self.now();
         let mut commit = std::mem::replace(&mut self.next, Commit::on(&self.record, now));
         commit.now = now;
-        commit.lease = Some(self.env.lease.token());
+        let token = self.env.lease.token();
+        for event in commit.events.iter_mut().filter(|event| event.worker.is_none()) {
+            event.worker = Some(token.owner.clone());
+        }
+        commit.lease = Some(token);
         let logged: Vec<HistoryEvent> =
             commit.events.iter().map(|event| HistoryEvent { state: None, ..event.clone() }).collect();
         match self.env.committer.commit(commit).await {

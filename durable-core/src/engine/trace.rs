@@ -67,6 +67,7 @@ macro_rules! emit {
             file = $event.file.as_deref(),
             line = $event.line,
             attempt = $event.attempt,
+            worker = $event.worker.as_deref(),
             "{}",
             $message
         )

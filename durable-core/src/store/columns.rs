@@ -141,7 +141,7 @@ pub(crate) fn decode_record(r: &impl Columns) -> Result<ExecutionRecord, StoreEr
 }
 
 /// Decodes a history row (`seq, at, kind, point, file, line, attempt, detail, state,
-/// error_kind`) of the
+/// error_kind, worker`) of the
 /// execution `r` names.
 pub(crate) fn decode_history(r: &impl Columns) -> Result<HistoryEvent, StoreError> {
     Ok(HistoryEvent {
@@ -155,5 +155,6 @@ pub(crate) fn decode_history(r: &impl Columns) -> Result<HistoryEvent, StoreErro
         detail: r.opt_text(7, "history.detail")?,
         state: r.opt_text(8, "history.state")?,
         error_kind: r.opt_text(9, "history.error_kind")?,
+        worker: r.opt_text(10, "history.worker")?,
     })
 }

@@ -383,6 +383,7 @@ pub async fn history_keeps_order_and_fields<S: Store>(store: S) {
             .with_attempt(i + 1)
             .with_detail(format!("detail {i}"))
             .with_error_kind((i % 2 == 0).then_some("io"))
+            .with_worker(format!("w-{}", i % 3))
             .with_state(format!("{{\"i\":{i}}}"));
         let mut commit = Commit::on(&record, event.at);
         commit.events = vec![event.clone(), HistoryEvent::new(event.at, EventKind::Resumed)];

@@ -280,6 +280,8 @@ pub struct HistoryEvent {
     pub state: Option<String>,
     /// For a failure, the kind of error ([`StepError::kind`](crate::StepError::kind)).
     pub error_kind: Option<String>,
+    /// The worker whose run wrote it (its lease owner name), if a worker's run did.
+    pub worker: Option<String>,
 }
 
 impl HistoryEvent {
@@ -296,6 +298,7 @@ impl HistoryEvent {
             detail: None,
             state: None,
             error_kind: None,
+            worker: None,
         }
     }
 
@@ -322,6 +325,12 @@ impl HistoryEvent {
     /// This event, about an error of kind `kind` (if it has one).
     pub fn with_error_kind(mut self, kind: Option<&str>) -> Self {
         self.error_kind = kind.map(str::to_owned);
+        self
+    }
+
+    /// This event, written by the run of worker `worker`.
+    pub fn with_worker(mut self, worker: impl Into<String>) -> Self {
+        self.worker = Some(worker.into());
         self
     }
 

@@ -716,7 +716,7 @@ impl Store for SqliteStore {
         let id = id.to_owned();
         self.read("read the history", move |conn| {
             existing_record(conn, &id)?;
-            let query = "SELECT seq, at, kind, point, file, line, attempt, detail, state, error_kind \
+            let query = "SELECT seq, at, kind, point, file, line, attempt, detail, state, error_kind, worker \
                          FROM history WHERE execution_id = ?1 ORDER BY seq";
             select_all(conn, query, &id, "read the history", decode_history)
         })

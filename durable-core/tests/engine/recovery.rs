@@ -121,3 +121,26 @@ async fn a_run_that_lost_its_lease_starts_no_further_step() {
     assert_eq!(count(&format!("{key}/b")), 1, "the paused run did not start step b after losing its lease");
     assert_eq!(count(&format!("{key}/a")), 1);
 }
+
+/// Every event a run writes names the worker of that run, so an execution that moved between
+/// workers shows who ran what.
+#[tokio::test]
+async fn the_history_names_the_worker_of_each_run() {
+    let clock = clock();
+    let store = MemoryStore::new();
+    let (first, second) = (engine(store.clone(), &clock), engine(store, &clock));
+    first.start(crate::support::nap, "n-1", "moved".to_owned()).await.unwrap();
+    first.worker("w-first").run_until_idle().await.unwrap();
+    clock.advance(crate::support::YEAR);
+    second.worker("w-second").run_until_idle().await.unwrap();
+    let history = second.history("n-1").await.unwrap();
+    let by = |kind: EventKind| {
+        history.iter().find(|e| e.kind == kind && e.point.as_deref() != Some("nap")).and_then(|e| e.worker.clone())
+    };
+    assert_eq!(by(EventKind::StepSucceeded).as_deref(), Some("w-first"), "{history:#?}");
+    assert_eq!(by(EventKind::ExecutionSucceeded).as_deref(), Some("w-second"), "{history:#?}");
+    let after = history.iter().find(|e| e.point.as_deref() == Some("after")).unwrap();
+    assert_eq!(after.worker.as_deref(), Some("w-second"));
+    let text = durable_core::render::history_by_worker(&history, history[0].at, false);
+    assert!(text.contains("[by w-first]") && text.contains("[by w-second]"), "{text}");
+}

@@ -75,7 +75,8 @@ pub(super) fn decode_locked(row: &Row) -> Option<(String, Result<Locked, StoreEr
     Some((id, locked))
 }
 
-/// Decodes a history row (`seq, at, kind, point, file, line, attempt, detail, state`).
+/// Decodes a history row (`seq, at, kind, point, file, line, attempt, detail, state, error_kind,
+/// worker`).
 pub(super) fn decode_history(id: &str, row: &Row) -> Result<HistoryEvent, StoreError> {
     columns::decode_history(&Reader { row, id })
 }
@@ -199,6 +200,7 @@ pub(super) struct HistoryRows<'a> {
     detail: Vec<Option<&'a str>>,
     state: Vec<Option<&'a str>>,
     error_kind: Vec<Option<&'a str>>,
+    worker: Vec<Option<&'a str>>,
 }
 
 impl<'a> HistoryRows<'a> {
@@ -215,13 +217,14 @@ impl<'a> HistoryRows<'a> {
         self.detail.push(event.detail.as_deref());
         self.state.push(event.state.as_deref());
         self.error_kind.push(event.error_kind.as_deref());
+        self.worker.push(event.worker.as_deref());
     }
 
     pub(super) fn is_empty(&self) -> bool {
         self.id.is_empty()
     }
 
-    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 11] {
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 12] {
         [
             &self.id,
             &self.seq,
@@ -234,6 +237,7 @@ impl<'a> HistoryRows<'a> {
             &self.detail,
             &self.state,
             &self.error_kind,
+            &self.worker,
         ]
     }
 }

@@ -89,6 +89,7 @@ CREATE INDEX workflows_latest ON {s}.workflows (name, registered);
 const V3: &str = "
 ALTER TABLE {s}.executions ADD COLUMN lease_epoch BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE {s}.history ADD COLUMN error_kind TEXT;
+ALTER TABLE {s}.history ADD COLUMN worker TEXT;
 CREATE TABLE {s}.event_keys (
     execution_id TEXT NOT NULL REFERENCES {s}.executions (id),
     key TEXT NOT NULL,
@@ -220,9 +221,9 @@ impl Queries {
                  ORDER BY id FOR UPDATE"),
             update_many: q(UPDATE_MANY),
             append_history: q("INSERT INTO {s}.history (execution_id, seq, at, kind, point, file, line, attempt, \
-                 detail, state, error_kind) SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], \
-                 $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], \
-                 $11::text[])"),
+                 detail, state, error_kind, worker) SELECT * FROM UNNEST($1::text[], $2::bigint[], \
+                 $3::bigint[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], \
+                 $10::text[], $11::text[], $12::text[])"),
             consume: q("DELETE FROM {s}.inbox i USING UNNEST($1::text[], $2::bigint[]) AS c (id, seq) \
                  WHERE i.execution_id = c.id AND i.seq = c.seq"),
             notify_due: q("SELECT pg_notify($1, CASE WHEN octet_length(c.id) < 7000 THEN c.id ELSE '' END) \
@@ -256,7 +257,7 @@ impl Queries {
             inbox: q("SELECT i.seq, i.name, i.payload, i.at FROM {s}.executions e \
                  LEFT JOIN {s}.inbox i ON i.execution_id = e.id WHERE e.id = $1 ORDER BY i.seq"),
             history: q("SELECT h.seq, h.at, h.kind, h.point, h.file, h.line, h.attempt, h.detail, h.state, \
-                 h.error_kind \
+                 h.error_kind, h.worker \
                  FROM {s}.executions e LEFT JOIN {s}.history h ON h.execution_id = e.id \
                  WHERE e.id = $1 ORDER BY h.seq"),
             list: q("SELECT {columns} FROM {s}.executions WHERE ($1::text IS NULL OR workflow = $1) \

@@ -79,6 +79,7 @@ CREATE INDEX inbox_name ON inbox (execution_id, name);
 pub(super) const V3: &str = "
 ALTER TABLE executions ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE history ADD COLUMN error_kind TEXT;
+ALTER TABLE history ADD COLUMN worker TEXT;
 CREATE TABLE event_keys (
     execution_id TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -304,7 +305,7 @@ pub(super) fn append_history(
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO history (execution_id, seq, at, kind, point, file, line, attempt, \
-             detail, state, error_kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             detail, state, error_kind, worker) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
         .map_err(sql("append to the history"))?;
     for (seq, e) in (int(last_seq) + 1..).zip(events) {
@@ -319,14 +320,16 @@ pub(super) fn append_history(
             e.attempt,
             e.detail,
             e.state,
-            e.error_kind
+            e.error_kind,
+            e.worker
         ];
         insert.execute(values).map_err(sql("append to the history"))?;
     }
     Ok(())
 }
 
-/// Decodes a history row (`seq, at, kind, point, file, line, attempt, detail, state`).
+/// Decodes a history row (`seq, at, kind, point, file, line, attempt, detail, state, error_kind,
+/// worker`).
 pub(super) fn decode_history(id: &str, row: &Row<'_>) -> Result<HistoryEvent, StoreError> {
     columns::decode_history(&Reader { row, id })
 }
