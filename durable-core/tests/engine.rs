@@ -13,6 +13,8 @@ mod basics;
 mod events;
 #[path = "engine/group_commit.rs"]
 mod group_commit;
+#[path = "engine/hooks.rs"]
+mod hooks;
 #[path = "engine/limits.rs"]
 mod limits;
 #[path = "engine/panics.rs"]

@@ -16,8 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::commit::Committer;
+use super::hooks::{Observers, RunCause, RunInfo};
 use super::lease::HeldLease;
-use super::trace::{self, Subject, human};
+use super::trace::{Subject, human};
 use crate::host::{BoxFuture, EventPoll, Gate, Host, Pause};
 use crate::step::{Retry, Semantics, StepError, StepPolicy};
 use crate::store::{
@@ -39,6 +40,8 @@ pub(crate) struct Env<S> {
     pub(crate) stop: Arc<AtomicBool>,
     /// The retry policy of a step given none, for this run's workflow.
     pub(crate) default_retry: Retry,
+    /// What watches the run.
+    pub(crate) observers: Arc<Observers>,
 }
 
 impl<S> Env<S> {
@@ -116,6 +119,8 @@ pub(crate) struct RunHost<S> {
     suspend: Option<Suspend>,
     /// How logs name the execution.
     who: String,
+    /// The worker running it.
+    worker: String,
     pub(crate) report: Report,
 }
 
@@ -129,6 +134,7 @@ impl<S: Store> RunHost<S> {
     ) -> Self {
         let next = Commit::on(&record, env.clock.now());
         let who = Subject::new(&record.workflow, &record.id, Some(facts), &record.input).name();
+        let worker = env.lease.token().owner;
         RunHost {
             env,
             facts,
@@ -143,8 +149,33 @@ impl<S: Store> RunHost<S> {
             step: None,
             suspend: None,
             who,
+            worker,
             report: Report::default(),
         }
+    }
+
+    /// The execution, for hooks.
+    fn info(&self) -> RunInfo<'_> {
+        RunInfo {
+            workflow: &self.record.workflow,
+            execution_id: &self.record.id,
+            name: &self.who,
+            worker: Some(&self.worker),
+        }
+    }
+
+    /// Tells the hooks that the run begins, and why.
+    pub(crate) fn started(&self) {
+        let record = &self.record;
+        let cause = match record.status {
+            _ if self.staged.is_some() => RunCause::Event,
+            Status::Suspended if record.step.as_ref().is_some_and(|step| step.retry_at.is_some()) => RunCause::Retry,
+            Status::Suspended if record.waiting_for.is_some() => RunCause::Event,
+            Status::Suspended => RunCause::Timer,
+            _ if record.version == 1 && record.snapshot.is_none() => RunCause::Started,
+            _ => RunCause::Continued,
+        };
+        self.env.observers.run_started(&self.info(), cause);
     }
 
     /// The record as last committed.
@@ -206,7 +237,7 @@ impl<S: Store> RunHost<S> {
         match self.env.committer.commit(commit).await {
             Ok(record) => {
                 for event in &logged {
-                    trace::history(&self.who, event);
+                    self.env.observers.event(&self.info(), event);
                 }
                 self.next = Commit::on(&record, now);
                 self.record = record;
@@ -383,6 +414,7 @@ impl<S: Store> RunHost<S> {
             }
         };
         self.confirm_lease().await?;
+        self.env.observers.attempt_starting(&self.info(), point.name, attempt);
         self.step = Some(StepRun { attempt, began: now, failed: false, ended: false, policy: policy.clone() });
         if policy.semantics == Semantics::AtMostOncePerAttempt {
             if let Some(step) = self.next.step.as_mut() {

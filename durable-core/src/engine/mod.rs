@@ -74,6 +74,7 @@ use crate::workflow::Workflow;
 mod commit;
 mod error;
 mod events;
+pub mod hooks;
 mod host;
 mod lease;
 mod registry;
@@ -83,6 +84,7 @@ mod trace;
 mod worker;
 
 pub use self::error::EngineError;
+pub use self::hooks::{Hooks, RunCause, RunInfo, TracingHooks};
 pub use self::status::{Delivery, EngineStats, ExecutionStatus, Handle};
 pub(crate) use self::trace::human;
 pub use self::worker::{WakeSource, Worker};
@@ -123,6 +125,8 @@ pub(crate) struct Shared<S> {
     running: AtomicUsize,
     /// The executions this engine's runs hold leases on.
     active: lease::Active,
+    /// What watches the runs: the `tracing` events, then the user's hooks.
+    observers: Arc<hooks::Observers>,
     /// Set once the workflows' facts are registered with the store.
     registered: OnceCell<()>,
     /// A registration failed and was reported.
@@ -220,6 +224,7 @@ pub struct EngineBuilder<S: Store> {
     max_batch: usize,
     default_retry: Retry,
     retry_by_workflow: HashMap<&'static str, Retry>,
+    observers: hooks::Observers,
 }
 
 impl<S: Store> EngineBuilder<S> {
@@ -279,6 +284,13 @@ impl<S: Store> EngineBuilder<S> {
         self
     }
 
+    /// Calls `hooks` as executions run (see [`Hooks`]), after the engine's own `tracing`
+    /// events and any hooks registered before.
+    pub fn hooks(mut self, hooks: impl Hooks) -> Self {
+        self.observers.add(hooks);
+        self
+    }
+
     /// How long a worker's claim on an execution lasts without renewal (default 30 s). Running
     /// executions renew it every third of it; when a worker dies, others take its executions
     /// over once it expires.
@@ -326,6 +338,7 @@ impl<S: Store> EngineBuilder<S> {
             problems: Mutex::new(HashMap::new()),
             running: AtomicUsize::new(0),
             active: lease::Active::default(),
+            observers: Arc::new(self.observers),
             registered: OnceCell::new(),
             registration_warned: AtomicBool::new(false),
         };
@@ -346,6 +359,7 @@ impl<S: Store> Engine<S> {
             max_batch: 512,
             default_retry: Retry::none(),
             retry_by_workflow: HashMap::new(),
+            observers: hooks::Observers::default(),
         }
     }
 
@@ -434,7 +448,9 @@ impl<S: Store> Engine<S> {
         if is_new {
             let subject = self.shared.subject(&record);
             let started = HistoryEvent::new(record.created_at, EventKind::ExecutionStarted);
-            subject.span().in_scope(|| trace::history(&subject.name(), &started));
+            let name = subject.name();
+            let info = RunInfo { workflow: &record.workflow, execution_id: &record.id, name: &name, worker: None };
+            subject.span().in_scope(|| self.shared.observers.event(&info, &started));
             self.shared.work.notify_one();
         }
         Ok(Handle::new(record.id, record.workflow, is_new))
@@ -512,7 +528,10 @@ impl<S: Store> Engine<S> {
             match self.shared.store.commit(commit).await {
                 Ok(record) => {
                     let subject = self.shared.subject(&record);
-                    subject.span().in_scope(|| trace::history(&subject.name(), &cancelled));
+                    let name = subject.name();
+                    let info =
+                        RunInfo { workflow: &record.workflow, execution_id: &record.id, name: &name, worker: None };
+                    subject.span().in_scope(|| self.shared.observers.event(&info, &cancelled));
                     self.shared.finished.notify_waiters();
                     return Ok(());
                 }

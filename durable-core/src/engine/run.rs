@@ -69,6 +69,7 @@ pub(crate) async fn run_claimed<S: Store>(
             lease_length: shared.lease,
             stop,
             default_retry: shared.default_retry(&record.workflow),
+            observers: Arc::clone(&shared.observers),
         };
         let mut host = RunHost::new(env, workflow.facts(), record, staged);
         if let Err(error) = host.prepare().await {
@@ -76,6 +77,7 @@ pub(crate) async fn run_claimed<S: Store>(
             host.release().await;
             return (Ended::Stopped, std::mem::take(&mut host.report));
         }
+        host.started();
         let ended = match drive(&shared, &*workflow, &mut host, &held).await {
             None => Ended::Stopped,
             Some(Ok(exit)) => settle(&shared, &held, &mut host, exit).await,
