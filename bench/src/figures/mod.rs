@@ -15,6 +15,7 @@ pub mod memory;
 pub mod postgres;
 pub mod resume;
 pub mod sqlite;
+pub mod starts;
 pub mod steps;
 pub mod throughput;
 

@@ -1,5 +1,5 @@
 //! Group commit: one store transaction (one sync to disk) for whatever checkpoints the running
-//! executions have queued.
+//! executions have queued, and one for whatever executions the application has started.
 //!
 //! Every run sends its commits to one committer task and awaits the answer. While the store
 //! writes a batch, the next commits queue up in the channel; the committer then takes all of
@@ -13,13 +13,15 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::copy_store_error;
-use crate::store::{Commit, ExecutionRecord, Store, StoreError};
+use crate::store::{Commit, Created, ExecutionRecord, NewExecution, Store, StoreError};
 
 type Reply = oneshot::Sender<Result<ExecutionRecord, StoreError>>;
+type CreateReply = oneshot::Sender<Vec<Result<Created, StoreError>>>;
 
-struct Request {
-    commit: Commit,
-    reply: Reply,
+enum Request {
+    Commit(Box<Commit>, Reply),
+    /// Executions to create, answered together in order.
+    Create(Vec<NewExecution>, CreateReply),
 }
 
 /// Counters of the group committer.
@@ -28,6 +30,8 @@ pub(crate) struct Counters {
     batches: AtomicU64,
     commits: AtomicU64,
     largest: AtomicUsize,
+    start_batches: AtomicU64,
+    starts: AtomicU64,
 }
 
 /// How the group committer has done so far.
@@ -39,6 +43,10 @@ pub(crate) struct CommitStats {
     pub(crate) commits: u64,
     /// The most commits one transaction held.
     pub(crate) largest_batch: usize,
+    /// Store transactions that created executions (calls to `create_batch`).
+    pub(crate) start_batches: u64,
+    /// Creates in them.
+    pub(crate) starts: u64,
 }
 
 /// The sending side of the group committer; cheap to clone.
@@ -61,9 +69,19 @@ impl Committer {
     /// Writes `commit` in the next batch and returns the stored record.
     pub(crate) async fn commit(&self, commit: Commit) -> Result<ExecutionRecord, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let gone = || StoreError::backend("the engine's commit task has stopped (is the runtime shutting down?)");
-        self.requests.send(Request { commit, reply }).map_err(|_| gone())?;
+        self.requests.send(Request::Commit(Box::new(commit), reply)).map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
+    }
+
+    /// Creates the executions `news` in the next batches (so that starts from many tasks share
+    /// one transaction) and returns what each found, in order.
+    pub(crate) async fn create(&self, news: Vec<NewExecution>) -> Vec<Result<Created, StoreError>> {
+        let count = news.len();
+        let (reply, answer) = oneshot::channel();
+        if self.requests.send(Request::Create(news, reply)).is_err() {
+            return (0..count).map(|_| Err(gone())).collect();
+        }
+        answer.await.unwrap_or_else(|_| (0..count).map(|_| Err(gone())).collect())
     }
 
     /// The counters so far.
@@ -72,8 +90,14 @@ impl Committer {
             batches: self.counters.batches.load(Ordering::Relaxed),
             commits: self.counters.commits.load(Ordering::Relaxed),
             largest_batch: self.counters.largest.load(Ordering::Relaxed),
+            start_batches: self.counters.start_batches.load(Ordering::Relaxed),
+            starts: self.counters.starts.load(Ordering::Relaxed),
         }
     }
+}
+
+fn gone() -> StoreError {
+    StoreError::backend("the engine's commit task has stopped (is the runtime shutting down?)")
 }
 
 async fn serve<S: Store>(
@@ -90,11 +114,28 @@ async fn serve<S: Store>(
                 Err(_) => break,
             }
         }
+        let (mut commits, mut replies, mut creates, mut created) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for request in batch {
+            match request {
+                Request::Commit(commit, reply) => {
+                    commits.push(*commit);
+                    replies.push(reply);
+                }
+                Request::Create(new, reply) => {
+                    creates.push(new);
+                    created.push(reply);
+                }
+            }
+        }
+        if !creates.is_empty() {
+            create_all(&*store, &counters, max_batch, creates, created).await;
+        }
+        if commits.is_empty() {
+            continue;
+        }
         counters.batches.fetch_add(1, Ordering::Relaxed);
-        counters.commits.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        counters.largest.fetch_max(batch.len(), Ordering::Relaxed);
-        let (commits, replies): (Vec<Commit>, Vec<Reply>) =
-            batch.into_iter().map(|request| (request.commit, request.reply)).unzip();
+        counters.commits.fetch_add(commits.len() as u64, Ordering::Relaxed);
+        counters.largest.fetch_max(commits.len(), Ordering::Relaxed);
         match store.commit_batch(commits).await {
             Ok(results) => {
                 let mut results = results.into_iter();
@@ -112,5 +153,38 @@ async fn serve<S: Store>(
                 }
             }
         }
+    }
+}
+
+/// Creates the executions of `requests`, `max_batch` per store transaction, and answers each
+/// request with what its executions found, in order.
+async fn create_all<S: Store>(
+    store: &S,
+    counters: &Counters,
+    max_batch: usize,
+    requests: Vec<Vec<NewExecution>>,
+    replies: Vec<CreateReply>,
+) {
+    let sizes: Vec<usize> = requests.iter().map(Vec::len).collect();
+    let mut all = requests.into_iter().flatten().peekable();
+    let mut results = Vec::with_capacity(sizes.iter().sum());
+    while all.peek().is_some() {
+        let chunk: Vec<NewExecution> = all.by_ref().take(max_batch).collect();
+        let count = chunk.len();
+        counters.start_batches.fetch_add(1, Ordering::Relaxed);
+        counters.starts.fetch_add(count as u64, Ordering::Relaxed);
+        match store.create_batch(chunk).await {
+            Ok(created) if created.len() == count => results.extend(created.into_iter().map(Ok)),
+            Ok(_) => results
+                .extend((0..count).map(|_| Err(StoreError::backend("the store answered a wrong number of creates")))),
+            Err(error) => {
+                tracing::warn!(%error, "a group of starts failed; none of them applied");
+                results.extend((0..count).map(|_| Err(copy_store_error(&error))));
+            }
+        }
+    }
+    let mut results = results.into_iter();
+    for (reply, size) in replies.into_iter().zip(sizes) {
+        let _ = reply.send(results.by_ref().take(size).collect());
     }
 }

@@ -112,6 +112,10 @@ pub struct EngineStats {
     pub largest_batch: usize,
     /// Runs in memory right now. A suspended execution holds none.
     pub running: usize,
+    /// Store transactions that created executions (starts share them as commits do).
+    pub start_batches: u64,
+    /// Executions created (or found) in them.
+    pub starts: u64,
 }
 
 impl EngineStats {

@@ -43,6 +43,7 @@ macro_rules! conformance_tests {
     (@list $how:tt) => {
         $crate::store::conformance::conformance_tests!(@each $how;
             create_is_idempotent,
+            create_batch_creates_each_as_create_does,
             load_missing_is_none,
             commit_conflict_changes_nothing,
             commit_writes_every_field,
@@ -441,4 +442,22 @@ pub async fn keyed_events_are_stored_once<S: Store>(store: S) {
     assert_eq!(repeat, Sent::Duplicate(1), "the key outlives the consumed event");
     assert_eq!(store.inbox("e-1").await.unwrap().len(), 1);
     assert!(matches!(store.send_keyed_event("nope", "x", "1", Some("k"), t(6)).await, Err(StoreError::NotFound(_))));
+}
+
+/// `create_batch` creates each execution as `create` would, in order: an id that exists, or
+/// that comes twice in the batch, is found rather than created again.
+pub async fn create_batch_creates_each_as_create_does<S: Store>(store: S) {
+    let existing = start(&store, "e-old", "order", t(1)).await;
+    let new = |id: &str| NewExecution::new(id, "order", format!("{{\"id\":\"{id}\"}}"), t(2));
+    let created = store.create_batch(vec![new("e-1"), new("e-old"), new("e-2"), new("e-1")]).await.unwrap();
+    let kinds: Vec<(bool, &str)> = created.iter().map(|c| (c.is_new(), c.record().id.as_str())).collect();
+    assert_eq!(kinds, [(true, "e-1"), (false, "e-old"), (true, "e-2"), (false, "e-1")]);
+    assert_eq!(created[1].record(), &existing);
+    assert_eq!(created[3].record(), created[0].record(), "the second e-1 finds the first");
+    for id in ["e-1", "e-2"] {
+        let history = store.history(id).await.unwrap();
+        assert_eq!(history.len(), 1, "{id} started once");
+        assert_eq!(history[0].kind, EventKind::ExecutionStarted);
+    }
+    assert!(store.create_batch(Vec::new()).await.unwrap().is_empty());
 }

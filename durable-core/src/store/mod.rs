@@ -78,6 +78,22 @@ pub trait Store: Send + Sync + 'static {
     /// returned as [`Created::New`].
     fn create(&self, new: NewExecution) -> impl Future<Output = Result<Created, StoreError>> + Send;
 
+    /// Creates several executions, each as by [`Store::create`] (so idempotently by id, a later
+    /// one of the same id finding the earlier one), and returns what each found, in order.
+    ///
+    /// A backend writes them in one transaction (one sync to disk): the group commit of starts.
+    /// The error is for a failure of the storage itself, and then none was created. Provided as
+    /// one [`Store::create`] after the other, which a backend should do better than.
+    fn create_batch(&self, news: Vec<NewExecution>) -> impl Future<Output = Result<Vec<Created>, StoreError>> + Send {
+        async move {
+            let mut created = Vec::with_capacity(news.len());
+            for new in news {
+                created.push(self.create(new).await?);
+            }
+            Ok(created)
+        }
+    }
+
     /// The execution's record, or `None` if there is no execution `id`.
     fn load(&self, id: &str) -> impl Future<Output = Result<Option<ExecutionRecord>, StoreError>> + Send;
 

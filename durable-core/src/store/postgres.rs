@@ -387,6 +387,15 @@ impl PostgresStore {
         Ok(true)
     }
 
+    /// Creates `new` in `tx`; see [`Store::create`].
+    async fn create_in(&self, tx: &Tx, new: &NewExecution) -> Result<Created, StoreError> {
+        let (record, started) = new_record(new);
+        match self.insert(tx, new, &started).await? {
+            true => Ok(Created::New(record)),
+            false => self.lock(tx, "create an execution", &new.id).await.map(Created::Existing),
+        }
+    }
+
     /// Locks execution `id` and returns its record, or [`StoreError::NotFound`].
     async fn lock(&self, tx: &Tx, what: &str, id: &str) -> Result<ExecutionRecord, StoreError> {
         let rows = tx.query(what, &self.inner.queries.lock, &[&id]).await?;
@@ -449,13 +458,25 @@ impl PostgresStore {
 impl Store for PostgresStore {
     async fn create(&self, new: NewExecution) -> Result<Created, StoreError> {
         let what = "create an execution";
-        let (record, started) = new_record(&new);
         let tx = self.begin(what).await?;
-        let result = match self.insert(&tx, &new, &started).await {
-            Ok(true) => Ok(Created::New(record)),
-            Ok(false) => self.lock(&tx, what, &new.id).await.map(Created::Existing),
-            Err(error) => Err(error),
-        };
+        let result = self.create_in(&tx, &new).await;
+        tx.finish(what, result).await
+    }
+
+    async fn create_batch(&self, news: Vec<NewExecution>) -> Result<Vec<Created>, StoreError> {
+        if news.is_empty() {
+            return Ok(Vec::new());
+        }
+        let what = "create executions";
+        let tx = self.begin(what).await?;
+        let result = async {
+            let mut created = Vec::with_capacity(news.len());
+            for new in &news {
+                created.push(self.create_in(&tx, new).await?);
+            }
+            Ok(created)
+        }
+        .await;
         tx.finish(what, result).await
     }
 

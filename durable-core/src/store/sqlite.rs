@@ -555,6 +555,17 @@ fn lease_to(conn: &Connection, id: &str, owner: &str, epoch: u64, until: Timesta
     Ok(Lease { owner: owner.to_owned(), epoch, until })
 }
 
+/// Creates `new` inside the caller's transaction; see [`Store::create`].
+fn create_one(conn: &Connection, new: &NewExecution) -> Result<Created, StoreError> {
+    if let Some(existing) = load_record(conn, &new.id)? {
+        return Ok(Created::Existing(existing));
+    }
+    let (record, started) = new_record(new);
+    insert_record(conn, &record)?;
+    append_history(conn, &record.id, 0, &[started])?;
+    Ok(Created::New(record))
+}
+
 /// The seq of the event sent to execution `id` with idempotency key `key`, if one was.
 fn sent_with_key(conn: &Connection, id: &str, key: &str) -> Result<Option<u64>, StoreError> {
     let what = "look up an event's idempotency key";
@@ -575,16 +586,14 @@ fn claimable_record(conn: &Connection, id: &str) -> Result<(ExecutionRecord, u64
 
 impl Store for SqliteStore {
     async fn create(&self, new: NewExecution) -> Result<Created, StoreError> {
-        self.write("create an execution", move |conn| {
-            if let Some(existing) = load_record(conn, &new.id)? {
-                return Ok(Created::Existing(existing));
-            }
-            let (record, started) = new_record(&new);
-            insert_record(conn, &record)?;
-            append_history(conn, &record.id, 0, &[started])?;
-            Ok(Created::New(record))
-        })
-        .await
+        self.write("create an execution", move |conn| create_one(conn, &new)).await
+    }
+
+    async fn create_batch(&self, news: Vec<NewExecution>) -> Result<Vec<Created>, StoreError> {
+        if news.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write("create executions", move |conn| news.iter().map(|new| create_one(conn, new)).collect()).await
     }
 
     async fn load(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
