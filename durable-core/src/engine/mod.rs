@@ -127,6 +127,9 @@ pub(crate) struct Shared<S> {
     active: lease::Active,
     /// What watches the runs: the `tracing` events, then the user's hooks.
     observers: Arc<hooks::Observers>,
+    /// Executions this engine cannot run and holds aside under a long lease, with that lease:
+    /// given up when a worker of the engine shuts down, so that another build can take them.
+    parked: Mutex<HashMap<String, crate::store::LeaseToken>>,
     /// Set once the workflows' facts are registered with the store.
     registered: OnceCell<()>,
     /// A registration failed and was reported.
@@ -191,6 +194,7 @@ impl<S> Shared<S> {
 
     fn clear_problem(&self, id: &str) {
         self.problems.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+        self.parked.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
     }
 
     fn problem(&self, record: &ExecutionRecord) -> Option<String> {
@@ -339,6 +343,7 @@ impl<S: Store> EngineBuilder<S> {
             running: AtomicUsize::new(0),
             active: lease::Active::default(),
             observers: Arc::new(self.observers),
+            parked: Mutex::new(HashMap::new()),
             registered: OnceCell::new(),
             registration_warned: AtomicBool::new(false),
         };

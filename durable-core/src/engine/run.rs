@@ -219,7 +219,24 @@ pub(crate) async fn park<S: Store>(shared: &Shared<S>, held: &HeldLease, record:
         record.id,
         human(pause)
     );
-    if let Err(error) = held.renew(&*shared.store, &record.id, &shared.clock, pause).await {
-        tracing::warn!(%error, "could not hold {} aside", record.id);
+    match held.renew(&*shared.store, &record.id, &shared.clock, pause).await {
+        Ok(()) => {
+            let mut parked = shared.parked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            parked.insert(record.id.clone(), held.token());
+        }
+        Err(error) => tracing::warn!(%error, "could not hold {} aside", record.id),
+    }
+}
+
+/// Gives up the leases of the executions this engine holds aside (see [`park`]), so that
+/// another worker (of a build that can run them) may take them at once. Called when a worker
+/// shuts down.
+pub(crate) async fn release_parked<S: Store>(shared: &Shared<S>) {
+    let parked: Vec<(String, crate::store::LeaseToken)> =
+        shared.parked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain().collect();
+    for (id, token) in parked {
+        if let Err(error) = shared.store.release_lease(&id, &token).await {
+            tracing::debug!(%error, "{id} was held aside; its lease could not be given up (it may have moved on)");
+        }
     }
 }

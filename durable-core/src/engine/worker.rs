@@ -9,7 +9,7 @@ use tokio::task::{Id, JoinError, JoinSet};
 
 use super::error::EngineError;
 use super::host::Report;
-use super::run::{Ended, run_claimed};
+use super::run::{Ended, release_parked, run_claimed};
 use super::{Engine, Shared};
 use crate::host::BoxFuture;
 use crate::store::{ExecutionId, ExecutionRecord, Store};
@@ -135,8 +135,11 @@ impl<S: Store> Worker<S> {
     /// this engine starts an execution or queues an event and otherwise every poll interval.
     ///
     /// On shutdown it claims nothing more and waits for the runs in flight to reach their next
-    /// checkpoint (where they commit, release their lease and stop) or suspension. A store that
-    /// fails is reported through `tracing` and tried again.
+    /// checkpoint (where they commit, release their lease and stop) or suspension. Then it gives
+    /// up the leases of the executions its engine held aside because it could not run them (a
+    /// workflow it lacks, a state of another build), so that a worker that can takes them at
+    /// once rather than when those leases end. A store that fails is reported through `tracing`
+    /// and tried again.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
         let stop = Arc::new(AtomicBool::new(false));
         let (mut tasks, mut ids) = (JoinSet::new(), HashMap::new());
@@ -172,6 +175,7 @@ impl<S: Store> Worker<S> {
         while let Some(joined) = tasks.join_next_with_id().await {
             report_panic(joined, &mut ids);
         }
+        release_parked(&shared).await;
     }
 }
 

@@ -141,3 +141,32 @@ async fn a_wake_source_brings_work_started_elsewhere_without_waiting_for_the_pol
 fn engine_on(store: MemoryStore, clock: &durable_core::ManualClock) -> Engine<MemoryStore> {
     Engine::builder(store).clock(Arc::new(clock.clone())).register(greet).build().unwrap()
 }
+
+/// A worker that shuts down gives up the executions it held aside because it could not run
+/// them (here: a workflow its engine lacks), so a worker that can run them takes them at once,
+/// not when the long lease of the set-aside ends.
+#[tokio::test]
+async fn shutdown_gives_up_the_executions_held_aside() {
+    let clock = clock();
+    let store = MemoryStore::new();
+    let lacking = Engine::builder(store.clone()).clock(Arc::new(clock.clone())).register(nap).build().unwrap();
+    let able = engine(store, &clock);
+    able.start(greet, "g-1", "aside".to_owned()).await.unwrap();
+
+    let (stop, stopped) = oneshot::channel::<()>();
+    let worker = lacking.worker("lacking");
+    let running = tokio::spawn(async move { worker.run(async { stopped.await.unwrap_or(()) }).await });
+    loop {
+        let lease = able.store().load("g-1").await.unwrap().unwrap().lease;
+        if lease.is_some_and(|lease| lease.owner == "lacking") {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(able.worker("able").run_until_idle().await.unwrap(), 0, "held aside by the lacking worker");
+    stop.send(()).unwrap();
+    running.await.unwrap();
+    assert_eq!(able.store().load("g-1").await.unwrap().unwrap().lease, None, "given up at shutdown");
+    assert_eq!(able.worker("able").run_until_idle().await.unwrap(), 1, "taken at once, without waiting");
+    assert_eq!(able.result(greet, "g-1").await.unwrap(), Ok("hello, aside".to_owned()));
+}
