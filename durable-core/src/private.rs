@@ -249,3 +249,172 @@ where
 pub fn default_policy() -> StepPolicy {
     StepPolicy::default()
 }
+
+// ------------------------------------------------------------------ the slot machine
+//
+// Generated code keeps every stored local in its own slot (`Option<T>`, `T` inferred by rustc)
+// and runs each stretch of code between two labels as its own boxed future (an "arm"), so that
+// neither rustc's work on the function nor the size of its future grows with the product of the
+// number of points and the number of locals.
+
+/// What an arm does next.
+pub enum Flow<T> {
+    /// Go on at the label with this number.
+    Goto(u32),
+    /// Leave the run.
+    Exit(Exit<T>),
+}
+
+/// An arm of the generated machine, boxed: one poll frame per arm, not one for the function.
+pub type Arm<'a, T, E> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Flow<T>, E>> + Send + 'a>>;
+
+/// Boxes an arm; its bound tells rustc the type of the `async` block's result.
+#[inline]
+pub fn arm<'a, T, E, F>(arm: F) -> Arm<'a, T, E>
+where
+    F: std::future::Future<Output = Result<Flow<T>, E>> + Send + 'a,
+{
+    Box::pin(arm)
+}
+
+/// Go on at `label`.
+#[inline]
+pub fn goto<T, E>(label: u32) -> Result<Flow<T>, E> {
+    Ok(Flow::Goto(label))
+}
+
+/// Leave the run with `exit`.
+#[inline]
+pub fn exit<T, E>(exit: Exit<T>) -> Result<Flow<T>, E> {
+    Ok(Flow::Exit(exit))
+}
+
+/// The function's result as an arm's result.
+#[inline]
+pub fn finished<T, E>(result: Result<T, E>) -> Result<Flow<T>, E> {
+    result.map(|value| Flow::Exit(Exit::Done(value)))
+}
+
+/// Takes a local out of its slot at the start of an arm.
+#[inline]
+pub fn take<T>(slot: &mut Option<T>) -> T {
+    slot.take().expect("durable: a stored local is missing from its slot (a bug in #[durable])")
+}
+
+/// A filled slot, as a field of a state to encode. Emitted with the span of the user's binding,
+/// so that a type that cannot be stored is reported at the `let` that made it.
+#[inline(always)]
+pub fn field<T: Persist>(slot: &Option<T>) -> &dyn Field {
+    slot
+}
+
+/// A value that can be written as one field of a stored state.
+pub trait Field {
+    /// Appends the value as JSON.
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error>;
+}
+
+impl<T: Serialize> Field for Option<T> {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        match self {
+            Some(value) => serde_json::to_writer(out, value),
+            None => Err(serde::ser::Error::custom("a stored local is missing from its slot")),
+        }
+    }
+}
+
+/// Persists the state after `point`, encoded by [`encode_fields`] before any await (so that no
+/// reference to a local is held across one).
+pub async fn checkpoint_fields<T>(
+    host: &mut dyn Host,
+    workflow: &'static str,
+    point: &'static PointFacts,
+    encoded: Result<String, serde_json::Error>,
+) -> Result<(), Exit<T>> {
+    let json = encoded.map_err(|source| Exit::BadState(StateError::Encode { workflow, point: point.name, source }))?;
+    host.checkpoint(point, json).await.map_err(pause)
+}
+
+/// Encodes a state as `{"<key>":{"<field>":<value>,..}}`, the form the derived `Serialize` of an
+/// enum with struct variants writes.
+pub fn encode_fields(key: &str, fields: &[(&str, &dyn Field)]) -> Result<String, serde_json::Error> {
+    let mut out = Vec::with_capacity(64);
+    out.push(b'{');
+    serde_json::to_writer(&mut out, key)?;
+    out.extend_from_slice(b":{");
+    for (index, (name, value)) in fields.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, name)?;
+        out.push(b':');
+        value.encode(&mut out)?;
+    }
+    out.extend_from_slice(b"}}");
+    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
+}
+
+/// A stored state being loaded: its key (which point) and its fields, decoded one by one into
+/// the slots of the locals they belong to.
+pub struct Loaded {
+    workflow: &'static str,
+    key: String,
+    fields: serde_json::Map<String, serde_json::Value>,
+    error: Option<serde_json::Error>,
+}
+
+impl Loaded {
+    /// The stored state's key: the point it was written after.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// `Ok` if every field decoded and `known` (the key names a state of this layout).
+    pub fn finish(self, known: bool) -> Result<(), StateError> {
+        let workflow = self.workflow;
+        let error = match self.error {
+            Some(error) => error,
+            None if known => return Ok(()),
+            None => serde::de::Error::custom(format_args!("unknown state `{}`", self.key)),
+        };
+        Err(StateError::Corrupt { workflow, source: error })
+    }
+}
+
+/// Parses a stored state, refusing one written by an incompatible layout.
+pub fn load_fields(
+    snapshot: Snapshot<'_>,
+    workflow: &'static str,
+    fingerprint: &'static str,
+) -> Result<Loaded, StateError> {
+    if snapshot.fingerprint != fingerprint {
+        return Err(StateError::Incompatible {
+            workflow,
+            expected: fingerprint,
+            found: snapshot.fingerprint.to_owned(),
+        });
+    }
+    let corrupt = |source| StateError::Corrupt { workflow, source };
+    let state: serde_json::Map<String, serde_json::Value> = serde_json::from_str(snapshot.state).map_err(corrupt)?;
+    let mut entries = state.into_iter();
+    let (key, fields) = match (entries.next(), entries.next()) {
+        (Some((key, serde_json::Value::Object(fields))), None) => (key, fields),
+        _ => return Err(corrupt(serde::de::Error::custom("a stored state is an object with one key, its point"))),
+    };
+    Ok(Loaded { workflow, key, fields, error: None })
+}
+
+/// Decodes field `name` into `slot`. Loading through `DeserializeOwned` makes a borrowed local a
+/// compile error instead of a failed resume; emitted with the span of the user's binding.
+pub fn restore<T: Persist>(loaded: &mut Loaded, name: &'static str, slot: &mut Option<T>) {
+    if loaded.error.is_some() {
+        return;
+    }
+    match loaded.fields.remove(name) {
+        Some(value) => match serde_json::from_value(value) {
+            Ok(value) => *slot = Some(value),
+            Err(error) => loaded.error = Some(error),
+        },
+        None => loaded.error = Some(serde::de::Error::missing_field(name)),
+    }
+}

@@ -1,7 +1,6 @@
 //! Statements and values: sequences, `if`, `match`, blocks and loops, lowered into arms.
 
 use proc_macro2::TokenStream;
-use quote::format_ident;
 use syn::visit_mut::VisitMut;
 use syn::{Expr, Ident, Lifetime, Local, Pat, Stmt};
 
@@ -204,7 +203,6 @@ impl Lowerer {
         let carries = matches!(expr, Expr::Loop(_)) && self.wants_value(k);
         let after = self.join(carries, " after a loop");
         self.labels[after].kind = LabelKind::After;
-        self.labels[after].variant = format_ident!("AfterLoop{}", n);
         let mut code = TokenStream::new();
         self.scope.push(Vec::new());
         let iter = if let Expr::ForLoop(for_loop) = expr {
@@ -219,7 +217,7 @@ impl Lowerer {
         } else {
             None
         };
-        let head = self.new_label(LabelKind::Head, format_ident!("LoopHead{}", n), " the head of a loop".into());
+        let head = self.new_label(LabelKind::Head, "the head of a loop".into());
         code.extend(self.jump(head, None));
         self.arm_for(head, |this| {
             this.loops.push(LoopCtx { label, head, after });

@@ -3,7 +3,7 @@
 //! Input: the body of `async fn wf(id: u64) -> Result<u64, E> { let a = step!("a", f(id).await)?; Ok(a) }`
 //! Output (as data, rendered by `expand.rs`):
 //! - labels: `__Start { id }` (transient), `a { a }` (persisted after step `a`);
-//! - arms: `__Start => { <run step a>; let a = __r?; JUMP(a) }`, `a => { return done(Ok(a)) }`;
+//! - arms: `__Start => { <run step a>; let a = __r?; JUMP(a) }`, `a => { return finished(Ok(a)) }`;
 //! - each `JUMP` is a placeholder token filled in once liveness has decided which locals each
 //!   label carries.
 //!
@@ -62,10 +62,8 @@ impl LabelKind {
 
 pub(crate) struct Label {
     pub(crate) kind: LabelKind,
-    pub(crate) variant: Ident,
-    /// The key of the persisted state in JSON.
+    /// The key of the persisted state in JSON (for a transient label, what it is).
     pub(crate) serde_name: String,
-    pub(crate) doc: String,
     /// Bindings in scope where the label's code starts.
     pub(crate) scope: Vec<BindingId>,
     /// The binding that carries a value into the label (`__v`).
@@ -167,7 +165,7 @@ pub(crate) fn lower(params: &[Pat], body: &syn::Block, errors: Errors) -> (Lower
             lowerer.bind(ident, mutable);
         }
     }
-    let start = lowerer.new_label(LabelKind::Start, format_ident!("__Start"), " the start of the function".into());
+    let start = lowerer.new_label(LabelKind::Start, "the start of the function".into());
     lowerer.start_arm(start);
     let code = lowerer.stmts(&body.stmts, Cont::Return);
     lowerer.arms[0].code = code;
@@ -219,18 +217,9 @@ impl Lowerer {
         self.note_uses(idents);
     }
 
-    fn new_label(&mut self, kind: LabelKind, variant: Ident, doc: String) -> LabelId {
+    fn new_label(&mut self, kind: LabelKind, serde_name: String) -> LabelId {
         let scope = self.visible();
-        self.labels.push(Label {
-            kind,
-            serde_name: variant.to_string(),
-            variant,
-            doc,
-            scope,
-            value: None,
-            live: Vec::new(),
-            reachable: false,
-        });
+        self.labels.push(Label { kind, serde_name, scope, value: None, live: Vec::new(), reachable: false });
         self.labels.len() - 1
     }
 
@@ -269,7 +258,7 @@ impl Lowerer {
             Cont::Return => {
                 self.arms[self.arm].returns = true;
                 let value = value.unwrap_or_else(|| q!(()));
-                q!(return ::durable_core::__private::done(#value);)
+                q!(return ::durable_core::__private::finished(#value);)
             }
             Cont::Jump(label) if self.labels[label].value.is_some() => {
                 let value = value.unwrap_or_else(|| q!(()));
@@ -294,8 +283,7 @@ impl Lowerer {
     fn join(&mut self, value: bool, doc: &str) -> LabelId {
         self.scope.push(Vec::new());
         let carried = value.then(|| self.bind_hidden("__v", false, None));
-        let n = self.labels.len();
-        let label = self.new_label(LabelKind::Join, format_ident!("Join{}", n), doc.to_owned());
+        let label = self.new_label(LabelKind::Join, doc.to_owned());
         self.labels[label].value = carried;
         self.scope.pop();
         label

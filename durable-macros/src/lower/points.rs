@@ -1,7 +1,6 @@
 //! Suspension points: the code that runs a `step!`/`wait!` and the checkpoint after it.
 
 use proc_macro2::TokenStream;
-use quote::format_ident;
 use syn::{Expr, Ident, Stmt};
 
 use super::rewrite::take_first_point;
@@ -92,10 +91,7 @@ impl Lowerer {
         let name = self.points[point].call.name.value();
         self.scope.push(Vec::new());
         let value = carry.is_some().then(|| self.bind_hidden("__v", false, None));
-        let variant = point_variant(&name, point, false);
-        let doc = format!(" after `{name}`");
-        let label = self.new_label(LabelKind::Point { point, waiting: false }, variant, doc);
-        self.labels[label].serde_name = name.clone();
+        let label = self.new_label(LabelKind::Point { point, waiting: false }, name.clone());
         self.labels[label].value = value;
         self.points[point].after = Some(label);
         let code = self.jump(label, carry);
@@ -162,7 +158,7 @@ impl Lowerer {
                     let __r = match __r {
                         ::core::result::Result::Ok(__r) => __r,
                         ::core::result::Result::Err(__p) => {
-                            return ::core::result::Result::Ok(::durable_core::__private::pause(__p));
+                            return ::durable_core::__private::exit(::durable_core::__private::pause(__p));
                         }
                     };
                     #then
@@ -183,7 +179,7 @@ impl Lowerer {
                     let then = then(this);
                     q! {
                         if !::durable_core::__private::sleep_due(__host, #facts, __wake_at) {
-                            return ::core::result::Result::Ok(::durable_core::Exit::Suspended);
+                            return ::durable_core::__private::exit(::durable_core::Exit::Suspended);
                         }
                         let __r = ();
                         #then
@@ -218,7 +214,7 @@ impl Lowerer {
                     q! {
                         let __r = match ::durable_core::__private::event_poll(__host, #facts, __deadline) {
                             #received
-                            _ => return ::core::result::Result::Ok(::durable_core::Exit::Suspended),
+                            _ => return ::durable_core::__private::exit(::durable_core::Exit::Suspended),
                         };
                         #then
                     }
@@ -240,10 +236,8 @@ impl Lowerer {
         let id = self.bind_hidden(field, false, Some(ty));
         let mut code = init(&self.bindings[id].ident.clone());
         let is_event = self.points[point].call.kind == Kind::Event;
-        let variant = point_variant(&name, point, is_event);
-        let doc = if is_event { format!(" waiting for event `{name}`") } else { format!(" waiting on timer `{name}`") };
-        let label = self.new_label(LabelKind::Point { point, waiting: true }, variant, doc);
-        self.labels[label].serde_name = if is_event { format!("{name}:waiting") } else { name };
+        let key = if is_event { format!("{name}:waiting") } else { name };
+        let label = self.new_label(LabelKind::Point { point, waiting: true }, key);
         code.extend(self.jump(label, None));
         (code, label, id)
     }
@@ -262,29 +256,4 @@ impl Lowerer {
         );
         q!(::core::unreachable!())
     }
-}
-
-/// A variant name for the state of a point: `ship_order` -> `ShipOrder`.
-fn point_variant(name: &str, index: usize, waiting: bool) -> Ident {
-    let mut camel = String::new();
-    let mut upper = true;
-    for c in name.chars() {
-        if c.is_alphanumeric() {
-            if upper {
-                camel.extend(c.to_uppercase());
-            } else {
-                camel.push(c);
-            }
-            upper = false;
-        } else {
-            upper = true;
-        }
-    }
-    if !camel.starts_with(|c: char| c.is_alphabetic()) || !camel.is_ascii() {
-        camel = format!("Point{index}{}", camel.replace(|c: char| !c.is_ascii_alphanumeric(), ""));
-    }
-    if waiting {
-        camel.push_str("Waiting");
-    }
-    format_ident!("{}", camel)
 }
