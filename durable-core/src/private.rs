@@ -15,24 +15,6 @@ use crate::step::{StepError, StepPolicy};
 use crate::time::Timestamp;
 use crate::workflow::{Exit, PointFacts, Snapshot, StateError};
 
-/// Where the generated loop goes next.
-pub enum Next<S, L> {
-    /// A transient label (loop head, join): never persisted.
-    Label(L),
-    /// A state loaded from the store.
-    Resume(S),
-    /// A state to persist before going on.
-    Checkpoint(&'static PointFacts, S),
-}
-
-/// Where the generated loop is.
-pub enum At<S, L> {
-    /// At a persisted state.
-    State(S),
-    /// At a transient label.
-    Label(L),
-}
-
 /// The bound on every value a workflow keeps across a suspension point.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be kept across a durable suspension point (`step!`/`wait!`)",
@@ -43,11 +25,6 @@ pub trait Persist: Serialize + DeserializeOwned {}
 
 #[diagnostic::do_not_recommend]
 impl<T: Serialize + DeserializeOwned> Persist for T {}
-
-/// Emitted with the span of the user's binding for every stored local, so that a type that
-/// cannot be stored is reported at the `let` that made it.
-#[inline(always)]
-pub fn assert_persist<T: Persist>(_: &T) {}
 
 /// The bound on workflow inputs, reported at the parameter's type.
 #[diagnostic::on_unimplemented(
@@ -63,12 +40,6 @@ impl<T: Serialize + DeserializeOwned> Input for T {}
 /// Emitted with the span of each parameter's type.
 #[inline(always)]
 pub fn assert_input<T: Input>() {}
-
-/// The function's result as a run's exit.
-#[inline]
-pub fn done<T, E>(result: Result<T, E>) -> Result<Exit<T>, E> {
-    result.map(Exit::Done)
-}
 
 /// Moves the user's error into the exit.
 #[inline]
@@ -89,35 +60,6 @@ pub fn pause<T>(pause: Pause) -> Exit<T> {
         Pause::Suspend => Exit::Suspended,
         Pause::Interrupt => Exit::Interrupted,
     }
-}
-
-/// Decodes a stored state, refusing one written by an incompatible layout. Loading through
-/// `DeserializeOwned` makes a borrowed local a compile error instead of a failed resume.
-pub fn load<S: DeserializeOwned>(
-    snapshot: Snapshot<'_>,
-    workflow: &'static str,
-    fingerprint: &'static str,
-) -> Result<S, StateError> {
-    if snapshot.fingerprint != fingerprint {
-        return Err(StateError::Incompatible {
-            workflow,
-            expected: fingerprint,
-            found: snapshot.fingerprint.to_owned(),
-        });
-    }
-    serde_json::from_str(snapshot.state).map_err(|source| StateError::Corrupt { workflow, source })
-}
-
-/// Encodes and persists the checkpoint after `point`.
-pub async fn checkpoint<S: Serialize, T>(
-    host: &mut dyn Host,
-    workflow: &'static str,
-    point: &'static PointFacts,
-    state: &S,
-) -> Result<(), Exit<T>> {
-    let json = serde_json::to_string(state)
-        .map_err(|source| Exit::BadState(StateError::Encode { workflow, point: point.name, source }))?;
-    host.checkpoint(point, json).await.map_err(pause)
 }
 
 /// A step body's result with its error made storable.
@@ -301,29 +243,56 @@ pub fn take<T>(slot: &mut Option<T>) -> T {
     slot.take().expect("durable: a stored local is missing from its slot (a bug in #[durable])")
 }
 
-/// A filled slot, as a field of a state to encode. Emitted with the span of the user's binding,
-/// so that a type that cannot be stored is reported at the `let` that made it.
-#[inline(always)]
-pub fn field<T: Persist>(slot: &Option<T>) -> &dyn Field {
-    slot
+/// Writes a state as `{"<key>":{"<field>":<value>,..}}`, the form the derived `Serialize` of an
+/// enum with struct variants writes, one field per call (so that generated code borrows one
+/// local at a time).
+pub struct Encoder {
+    out: Vec<u8>,
+    fields: usize,
+    error: Option<serde_json::Error>,
 }
 
-/// A value that can be written as one field of a stored state.
-pub trait Field {
-    /// Appends the value as JSON.
-    fn encode(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error>;
-}
+impl Encoder {
+    /// A state stored under `key`.
+    pub fn new(key: &str) -> Self {
+        let mut out = Vec::with_capacity(64);
+        out.push(b'{');
+        let error = serde_json::to_writer(&mut out, key).err();
+        out.extend_from_slice(b":{");
+        Encoder { out, fields: 0, error }
+    }
 
-impl<T: Serialize> Field for Option<T> {
-    fn encode(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-        match self {
-            Some(value) => serde_json::to_writer(out, value),
-            None => Err(serde::ser::Error::custom("a stored local is missing from its slot")),
+    /// The JSON, or the first error.
+    pub fn finish(mut self) -> Result<String, serde_json::Error> {
+        if let Some(error) = self.error {
+            return Err(error);
         }
+        self.out.extend_from_slice(b"}}");
+        Ok(String::from_utf8(self.out).expect("serde_json writes UTF-8"))
     }
 }
 
-/// Persists the state after `point`, encoded by [`encode_fields`] before any await (so that no
+/// Appends the local in `slot` as field `name`. Emitted with the span of the user's binding, so
+/// that a type that cannot be stored is reported at the `let` that made it.
+pub fn field<T: Persist>(encoder: &mut Encoder, name: &str, slot: &Option<T>) {
+    if encoder.error.is_some() {
+        return;
+    }
+    if encoder.fields > 0 {
+        encoder.out.push(b',');
+    }
+    encoder.fields += 1;
+    let written = serde_json::to_writer(&mut encoder.out, name).and_then(|()| {
+        encoder.out.push(b':');
+        match slot {
+            Some(value) => serde_json::to_writer(&mut encoder.out, value),
+            None => Err(serde::ser::Error::custom("a stored local is missing from its slot")),
+        }
+    });
+    encoder.error = written.err();
+}
+
+/// Persists the state after `point`, encoded by an [`Encoder`] before any await (so that no
 /// reference to a local is held across one).
 pub async fn checkpoint_fields<T>(
     host: &mut dyn Host,
@@ -333,25 +302,6 @@ pub async fn checkpoint_fields<T>(
 ) -> Result<(), Exit<T>> {
     let json = encoded.map_err(|source| Exit::BadState(StateError::Encode { workflow, point: point.name, source }))?;
     host.checkpoint(point, json).await.map_err(pause)
-}
-
-/// Encodes a state as `{"<key>":{"<field>":<value>,..}}`, the form the derived `Serialize` of an
-/// enum with struct variants writes.
-pub fn encode_fields(key: &str, fields: &[(&str, &dyn Field)]) -> Result<String, serde_json::Error> {
-    let mut out = Vec::with_capacity(64);
-    out.push(b'{');
-    serde_json::to_writer(&mut out, key)?;
-    out.extend_from_slice(b":{");
-    for (index, (name, value)) in fields.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        serde_json::to_writer(&mut out, name)?;
-        out.push(b':');
-        value.encode(&mut out)?;
-    }
-    out.extend_from_slice(b"}}");
-    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
 }
 
 /// A stored state being loaded: its key (which point) and its fields, decoded one by one into
@@ -378,6 +328,19 @@ impl Loaded {
             None => serde::de::Error::custom(format_args!("unknown state `{}`", self.key)),
         };
         Err(StateError::Corrupt { workflow, source: error })
+    }
+}
+
+/// The key of the state being loaded, if any.
+pub fn loaded_key(loaded: &Option<Loaded>) -> &str {
+    loaded.as_ref().map_or("", Loaded::key)
+}
+
+/// The error for a stored state whose key names no state of this layout.
+pub fn unknown_key(loaded: Option<Loaded>) -> StateError {
+    match loaded {
+        Some(loaded) => loaded.finish(false).expect_err("an unknown key is an error"),
+        None => unreachable!("durable: no state to resume from (a bug in #[durable])"),
     }
 }
 

@@ -4,17 +4,22 @@
 //! Input: the lowered body (labels, arms with jump placeholders, liveness).
 //! Output:
 //! ```text
-//! let mut __slot_3 = None; ..                       // one per stored local, types inferred
-//! let mut __at: u32 = match __entry { Start(..) => { fill slots; 0 } Resume(..) => { restore slots; n } };
+//! let mut __durable_slot_3 = None; ..          // one per stored local, its type inferred
+//! let (mut __at, mut __loaded) = match __entry { Start(..) => (fill slots; 0, None), Resume(..) => (MAX, Some(state)) };
 //! loop {
-//!     let __arm = match __at { 0 => arm(async { let x = take(&mut __slot_3); ..; return goto(1) }), .. };
-//!     match __arm.await { Goto(next) => __at = next, Exit(exit) => return exit }
+//!     let __arm = match __at {
+//!         1 => arm(async { <on resume: decode the fields into slots>; let x = take(&mut slot); ..;
+//!                          <jump: fill slots, encode and checkpoint>; return goto(2) }),
+//!         _ => { __at = <label of the loaded state's key>; continue }
+//!     };
+//!     match __arm.await { Goto(next) => __at = next, Exit(exit) => return exit, Err(e) => return Err(e) }
 //! }
 //! ```
 //! Why not one enum of states: an enum generic over every local makes rustc's work grow with
 //! points x locals (every constructor names every parameter), and one function holding every arm
 //! makes its future and, in a debug build, its poll frame grow with the number of points. Slots
-//! keep one inference variable per local; boxed arms keep each arm's frame its own.
+//! keep one inference variable per local; boxed arms keep each arm's frame its own. An arm takes
+//! out of their slots only the locals its code mentions; the others stay where they are.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::quote_spanned;
@@ -34,7 +39,7 @@ pub(crate) fn machine(workflow: &str, sig: &Signature, lowered: &Lowered) -> Tok
     let start = &lowered.labels[lowered.start];
     let start_fill = fill_slots(lowered, &start.live);
     let start_id = label_number(lowered.start);
-    let restore = restore(lowered);
+    let keys = keys(lowered);
     let fingerprint = fingerprint(lowered);
     let ok = &sig.ok;
     let err = &sig.err;
@@ -42,19 +47,24 @@ pub(crate) fn machine(workflow: &str, sig: &Signature, lowered: &Lowered) -> Tok
     for arm in &lowered.arms {
         let label = &lowered.labels[arm.label];
         let number = label_number(arm.label);
-        let taken = label.live.iter().map(|&id| {
+        // Only the locals this arm's code mentions leave their slots; the others stay there.
+        let held: Vec<BindingId> = label.live.iter().copied().filter(|id| arm.uses.contains(id)).collect();
+        let taken = held.iter().map(|&id| {
             let binding = &lowered.bindings[id];
             let ident = &binding.ident;
             let slot = slot_ident(lowered, id);
             let mutable = binding.mutable.then(|| q!(mut));
             q!(let #mutable #ident = ::durable_core::__private::take(&mut #slot);)
         });
-        let code = fill_jumps(arm.code.clone(), lowered);
+        let from = From { live: &label.live, held: &held };
+        let restore = label.kind.persisted().then(|| restore(lowered, arm.label));
+        let code = fill_jumps(arm.code.clone(), lowered, &from);
         arms.extend(q! {
             #number => {
                 // Checked without an expected type: rustc would otherwise search every pending
                 // obligation of the function (one per earlier arm) to deduce this block's output.
                 let __arm = async {
+                    #restore
                     #(#taken)*
                     #code
                 };
@@ -64,9 +74,9 @@ pub(crate) fn machine(workflow: &str, sig: &Signature, lowered: &Lowered) -> Tok
     }
     q! {
         #slots
-        // On resume, the state is loaded here and decoded into the slots by the last arm of the
-        // `match` below: after every other arm, so that a local that cannot be stored is
-        // reported first where the user's code stores it.
+        // On resume, the state is loaded here; the last arm of the `match` below finds the label
+        // of its key, and that label's arm decodes the fields into their slots (so that no
+        // function body grows with the number of points times the number of locals).
         let (mut __at, mut __loaded): (u32, _) = match __entry {
             ::durable_core::Entry::Start(__input) => {
                 let #input_pattern = __input;
@@ -86,17 +96,12 @@ pub(crate) fn machine(workflow: &str, sig: &Signature, lowered: &Lowered) -> Tok
             let __arm = match __at {
                 #arms
                 _ => {
-                    let ::core::option::Option::Some(mut __loaded) = __loaded.take() else { ::core::unreachable!() };
-                    let __label: u32 = match ::durable_core::__private::Loaded::key(&__loaded) {
-                        #restore
-                        _ => u32::MAX,
+                    __at = match ::durable_core::__private::loaded_key(&__loaded) {
+                        #keys
+                        _ => return ::core::result::Result::Ok(::durable_core::Exit::BadState(
+                            ::durable_core::__private::unknown_key(__loaded),
+                        )),
                     };
-                    if let ::core::result::Result::Err(__error) =
-                        ::durable_core::__private::Loaded::finish(__loaded, __label != u32::MAX)
-                    {
-                        return ::core::result::Result::Ok(::durable_core::Exit::BadState(__error));
-                    }
-                    __at = __label;
                     continue;
                 }
             };
@@ -152,8 +157,8 @@ fn fill_slots(lowered: &Lowered, live: &[BindingId]) -> TokenStream {
         .collect()
 }
 
-/// One `match` arm per persisted state: its key, then each field decoded into its slot.
-fn restore(lowered: &Lowered) -> TokenStream {
+/// One `match` arm per persisted state: its key, then the number of its label.
+fn keys(lowered: &Lowered) -> TokenStream {
     lowered
         .labels
         .iter()
@@ -162,31 +167,56 @@ fn restore(lowered: &Lowered) -> TokenStream {
         .map(|(id, label)| {
             let key = &label.serde_name;
             let number = label_number(id);
-            let fields = label.live.iter().map(|&binding| {
-                let ident = &lowered.bindings[binding].ident;
-                let name = ident.to_string();
-                let slot = slot_ident(lowered, binding);
-                let loaded = Ident::new("__loaded", Span::mixed_site());
-                quote_spanned!(ident.span()=> ::durable_core::__private::restore(&mut #loaded, #name, &mut #slot);)
-            });
-            q!(#key => { #(#fields)* #number })
+            q!(#key => #number,)
         })
         .collect()
 }
 
+/// At the start of a persisted label's arm, on resume: each field decoded into its slot.
+fn restore(lowered: &Lowered, label: LabelId) -> TokenStream {
+    let loaded = Ident::new("__loaded", Span::mixed_site());
+    let fields = lowered.labels[label].live.iter().map(|&binding| {
+        let ident = &lowered.bindings[binding].ident;
+        let name = ident.to_string();
+        let slot = slot_ident(lowered, binding);
+        quote_spanned!(ident.span()=> ::durable_core::__private::restore(&mut #loaded, #name, &mut #slot);)
+    });
+    q! {
+        if let ::core::option::Option::Some(mut __loaded) = ::core::option::Option::take(&mut __loaded) {
+            #(#fields)*
+            if let ::core::result::Result::Err(__error) = ::durable_core::__private::Loaded::finish(__loaded, true) {
+                return ::durable_core::__private::exit(::durable_core::Exit::BadState(__error));
+            }
+        }
+    }
+}
+
 /// Replaces each jump placeholder with the code that fills the target's slots and goes there.
-fn fill_jumps(code: TokenStream, lowered: &Lowered) -> TokenStream {
+/// The arm a jump leaves: what its label stores and which of those its code took out.
+struct From<'a> {
+    live: &'a [BindingId],
+    held: &'a [BindingId],
+}
+
+impl From<'_> {
+    /// Whether `id` is still in its slot (stored at the label, not taken by the arm).
+    fn in_slot(&self, id: BindingId) -> bool {
+        self.live.contains(&id) && !self.held.contains(&id)
+    }
+}
+
+fn fill_jumps(code: TokenStream, lowered: &Lowered, from: &From<'_>) -> TokenStream {
     code.into_iter()
         .map(|tree| match tree {
             TokenTree::Ident(ident) => match jump_index(&ident) {
                 Some(index) => {
-                    let jump = jump_code(lowered, index);
+                    let jump = jump_code(lowered, index, from);
                     TokenTree::Group(proc_macro2::Group::new(proc_macro2::Delimiter::Brace, jump))
                 }
                 None => TokenTree::Ident(ident),
             },
             TokenTree::Group(group) => {
-                let inner = fill_jumps(group.stream(), lowered);
+                let inner = fill_jumps(group.stream(), lowered, from);
                 let mut filled = proc_macro2::Group::new(group.delimiter(), inner);
                 filled.set_span(group.span());
                 TokenTree::Group(filled)
@@ -200,11 +230,19 @@ fn jump_index(ident: &Ident) -> Option<usize> {
     ident.to_string().strip_prefix("__durable_jump_")?.parse().ok()
 }
 
-fn jump_code(lowered: &Lowered, index: usize) -> TokenStream {
+fn jump_code(lowered: &Lowered, index: usize, from: &From<'_>) -> TokenStream {
     let jump = &lowered.jumps[index];
     let label = &lowered.labels[jump.target];
     let value = jump.value.as_ref().map(|value| q!(let __v = #value;));
-    let fill = fill_slots(lowered, &label.live);
+    // Fill what the target stores and is not in its slot already; empty (drop) what stayed in
+    // its slot and the target does not store.
+    let moved: Vec<BindingId> = label.live.iter().copied().filter(|&id| !from.in_slot(id)).collect();
+    let dropped = from.live.iter().filter(|&&id| from.in_slot(id) && !label.live.contains(&id)).map(|&id| {
+        let slot = slot_ident(lowered, id);
+        q!(#slot = ::core::option::Option::None;)
+    });
+    let fill = fill_slots(lowered, &moved);
+    let fill = q!(#(#dropped)* #fill);
     let number = label_number(jump.target);
     let LabelKind::Point { point, .. } = label.kind else {
         return q!(#value #fill return ::durable_core::__private::goto(#number););
@@ -214,14 +252,17 @@ fn jump_code(lowered: &Lowered, index: usize) -> TokenStream {
         let ident = &lowered.bindings[id].ident;
         let name = ident.to_string();
         let slot = slot_ident(lowered, id);
-        quote_spanned!(ident.span()=> (#name, ::durable_core::__private::field(&#slot)))
+        let encoder = Ident::new("__encoder", Span::mixed_site());
+        quote_spanned!(ident.span()=> ::durable_core::__private::field(&mut #encoder, #name, &#slot);)
     });
     let facts = lower::point_ref(point);
     q! {
         #value
         #fill
         // Encoded before the await: no reference to a local is held across it.
-        let __json = ::durable_core::__private::encode_fields(#key, &[#(#fields),*]);
+        let mut __encoder = ::durable_core::__private::Encoder::new(#key);
+        #(#fields)*
+        let __json = ::durable_core::__private::Encoder::finish(__encoder);
         if let ::core::result::Result::Err(__exit) =
             ::durable_core::__private::checkpoint_fields(__host, Self::__DURABLE_FACTS.name, #facts, __json).await
         {

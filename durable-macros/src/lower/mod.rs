@@ -76,7 +76,7 @@ pub(crate) struct Label {
 pub(crate) struct Arm {
     pub(crate) label: LabelId,
     pub(crate) code: TokenStream,
-    uses: BTreeSet<BindingId>,
+    pub(crate) uses: BTreeSet<BindingId>,
     pub(crate) jumps: Vec<usize>,
     /// Whether the arm can return from the function.
     pub(crate) returns: bool,
