@@ -2,7 +2,7 @@
 //! without notice.
 
 use std::collections::VecDeque;
-use std::ops::Range;
+use std::ops::{Range, RangeFrom};
 use std::time::Duration;
 
 pub use serde;
@@ -159,6 +159,16 @@ where
     range
 }
 
+/// A `for` loop over `a..` keeps the range itself: what is left is `start..`, one number, and
+/// nothing is taken before the loop's body asks for it.
+#[inline]
+pub fn range_from<A>(range: RangeFrom<A>) -> RangeFrom<A>
+where
+    RangeFrom<A>: Iterator<Item = A>,
+{
+    range
+}
+
 /// What a stored `for` loop takes its next item from.
 pub trait Remaining {
     /// The loop's items.
@@ -178,6 +188,17 @@ impl<T> Remaining for VecDeque<T> {
 impl<A> Remaining for Range<A>
 where
     Range<A>: Iterator<Item = A>,
+{
+    type Item = A;
+    #[inline]
+    fn take_next(&mut self) -> Option<A> {
+        self.next()
+    }
+}
+
+impl<A> Remaining for RangeFrom<A>
+where
+    RangeFrom<A>: Iterator<Item = A>,
 {
     type Item = A;
     #[inline]

@@ -54,7 +54,7 @@ pub(crate) fn machine(workflow: &str, sig: &Signature, lowered: &Lowered) -> Tok
             let ident = &binding.ident;
             let slot = slot_ident(lowered, id);
             let mutable = binding.mutable.then(|| q!(mut));
-            q!(let #mutable #ident = ::durable_core::__private::take(&mut #slot);)
+            q!(#[allow(non_snake_case)] let #mutable #ident = ::durable_core::__private::take(&mut #slot);)
         });
         let from = From { live: &label.live, held: &held };
         let restore = label.kind.persisted().then(|| restore(lowered, arm.label));
@@ -72,7 +72,9 @@ pub(crate) fn machine(workflow: &str, sig: &Signature, lowered: &Lowered) -> Tok
             }
         });
     }
+    let items = &lowered.items;
     q! {
+        #(#items)*
         #slots
         // On resume, the state is loaded here; the last arm of the `match` below finds the label
         // of its key, and that label's arm decodes the fields into their slots (so that no

@@ -173,12 +173,25 @@ pub(crate) fn bindings(pat: &Pat) -> Vec<(Ident, bool)> {
     collector.0
 }
 
+/// The names a `let` pattern binds: as [`bindings`], except that a bare identifier (`let N = ..`,
+/// `let N: u64 = ..`) is a binding whatever its case (a constant there would be a refutable
+/// pattern, which `let` refuses).
+pub(crate) fn let_bindings(pat: &Pat) -> Vec<(Ident, bool)> {
+    match pat {
+        Pat::Ident(ident) if ident.subpat.is_none() => vec![(ident.ident.clone(), ident.mutability.is_some())],
+        Pat::Type(typed) => let_bindings(&typed.pat),
+        other => bindings(other),
+    }
+}
+
 struct Bindings(Vec<(Ident, bool)>);
 
 impl<'a> Visit<'a> for Bindings {
     fn visit_pat_ident(&mut self, pat: &'a syn::PatIdent) {
         let name = pat.ident.to_string();
-        if !name.starts_with(|c: char| c.is_uppercase()) {
+        // `ref N`, `mut N` and `N @ ..` bind whatever the case.
+        let surely = pat.by_ref.is_some() || pat.mutability.is_some() || pat.subpat.is_some();
+        if surely || !name.starts_with(|c: char| c.is_uppercase()) {
             self.0.push((pat.ident.clone(), pat.mutability.is_some()));
         }
         visit::visit_pat_ident(self, pat);

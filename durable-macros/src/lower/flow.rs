@@ -4,6 +4,7 @@ use proc_macro2::TokenStream;
 use syn::visit_mut::VisitMut;
 use syn::{Expr, Ident, Lifetime, Local, Pat, Stmt};
 
+use super::attrs;
 use super::rewrite::{Rewriter, is_compound, normalize};
 use super::{Cont, Form, LabelId, LabelKind, LoopCtx, Lowerer};
 use crate::scan::{self, has_point};
@@ -16,12 +17,43 @@ impl Lowerer {
         for (index, stmt) in stmts.iter().enumerate() {
             let rest = &stmts[index + 1..];
             let stmt = normalize(stmt);
+            if let Stmt::Item(item) = &stmt {
+                // Items see no locals: hoisted before the machine, they are visible in every arm,
+                // as they were in the whole block.
+                self.items.push(item.clone());
+                if rest.is_empty() {
+                    out.extend(self.apply(k, None));
+                }
+                continue;
+            }
             if let Stmt::Expr(expr, None) = &stmt
                 && rest.is_empty()
             {
                 out.extend(self.value(expr, k));
                 return out;
             }
+            let stmt = if has_point(&stmt) {
+                match attrs::cfg(&stmt) {
+                    attrs::Cfg::Keep(stmt) => stmt,
+                    attrs::Cfg::Drop => {
+                        if rest.is_empty() {
+                            out.extend(self.apply(k, None));
+                        }
+                        continue;
+                    }
+                    attrs::Cfg::Unknown(attr) => {
+                        self.errors.spanned(
+                            attr,
+                            "`#[durable]` cannot decide this `#[cfg]`, and the statement holds a `step!`/`wait!` \
+                             that must exist or not: write `if cfg!(..) { .. }` around the statement \
+                             instead",
+                        );
+                        stmt
+                    }
+                }
+            } else {
+                stmt
+            };
             if !has_point(&stmt) {
                 out.extend(self.plain_stmt(&stmt));
                 if rest.is_empty() && scan::diverges(&stmt) {
@@ -50,7 +82,7 @@ impl Lowerer {
         if let Stmt::Local(local) = &stmt {
             let borrows = local.init.as_ref().and_then(|init| scan::borrows(&init.expr));
             let single = matches!(&local.pat, Pat::Ident(_) | Pat::Type(_));
-            for (ident, mutable) in scan::bindings(&local.pat) {
+            for (ident, mutable) in scan::let_bindings(&local.pat) {
                 let id = self.bind(ident, mutable);
                 if single {
                     self.bindings[id].borrows.clone_from(&borrows);
@@ -83,7 +115,7 @@ impl Lowerer {
                 let value = this.labels[join].value.expect("a join with a value");
                 this.arms[this.arm].uses.insert(value);
                 this.scope.last_mut().expect("frame").push(value);
-                for (ident, mutable) in scan::bindings(&pat) {
+                for (ident, mutable) in scan::let_bindings(&pat) {
                     this.bind(ident, mutable);
                 }
                 let rest = this.stmts(rest, k);
@@ -210,8 +242,13 @@ impl Lowerer {
             let name = format!("__iter{n}");
             let id = self.bind_hidden(&name, true, None);
             let ident = &self.bindings[id].ident;
-            // `a..b` is stored as the range left (two numbers); anything else as the items left.
-            let keep = if is_half_open_range(&for_loop.expr) { q!(range) } else { q!(remaining) };
+            // `a..b` and `a..` are stored as the range left (one or two numbers, taken lazily);
+            // anything else as the items left.
+            let keep = match range_kind(&for_loop.expr) {
+                Some(true) => q!(range),
+                Some(false) => q!(range_from),
+                None => q!(remaining),
+            };
             code.extend(q!(let mut #ident = ::durable_core::__private::#keep(#iterable);));
             Some(id)
         } else {
@@ -269,14 +306,15 @@ impl Lowerer {
     }
 }
 
-/// `a..b` with both ends: a range whose stored form (`start`, `end`) says exactly what is left.
-/// `a..=b` is not one: serde does not store whether it is exhausted.
-fn is_half_open_range(expr: &Expr) -> bool {
+/// `Some(true)` for `a..b` with both ends, `Some(false)` for `a..`: ranges whose stored form
+/// (`start`, `end`) says exactly what is left. `a..=b` is not one: serde does not store whether
+/// it is exhausted.
+fn range_kind(expr: &Expr) -> Option<bool> {
     match expr {
-        Expr::Paren(paren) => is_half_open_range(&paren.expr),
-        Expr::Range(range) => {
-            range.start.is_some() && range.end.is_some() && matches!(range.limits, syn::RangeLimits::HalfOpen(_))
+        Expr::Paren(paren) => range_kind(&paren.expr),
+        Expr::Range(range) if range.start.is_some() && matches!(range.limits, syn::RangeLimits::HalfOpen(_)) => {
+            Some(range.end.is_some())
         }
-        _ => false,
+        _ => None,
     }
 }

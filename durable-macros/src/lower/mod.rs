@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+mod attrs;
 mod flow;
 mod liveness;
 mod points;
@@ -107,6 +108,8 @@ enum Cont {
 
 /// The body, lowered.
 pub(crate) struct Lowered {
+    /// Items declared in the body (`use`, `const`, `fn`, `struct`, ..), hoisted before the machine.
+    pub(crate) items: Vec<syn::Item>,
     pub(crate) bindings: Vec<Binding>,
     pub(crate) labels: Vec<Label>,
     pub(crate) arms: Vec<Arm>,
@@ -122,6 +125,7 @@ struct LoopCtx {
 }
 
 pub(crate) struct Lowerer {
+    items: Vec<syn::Item>,
     bindings: Vec<Binding>,
     labels: Vec<Label>,
     arms: Vec<Arm>,
@@ -148,6 +152,7 @@ enum Form {
 /// Lowers `body`, whose inputs bind `params`.
 pub(crate) fn lower(params: &[Pat], body: &syn::Block, errors: Errors) -> (Lowered, Errors) {
     let mut lowerer = Lowerer {
+        items: Vec::new(),
         bindings: Vec::new(),
         labels: Vec::new(),
         arms: Vec::new(),
@@ -169,8 +174,8 @@ pub(crate) fn lower(params: &[Pat], body: &syn::Block, errors: Errors) -> (Lower
     lowerer.start_arm(start);
     let code = lowerer.stmts(&body.stmts, Cont::Return);
     lowerer.arms[0].code = code;
-    let Lowerer { bindings, labels, arms, jumps, points, errors, .. } = lowerer;
-    let mut lowered = Lowered { bindings, labels, arms, jumps, points, start };
+    let Lowerer { items, bindings, labels, arms, jumps, points, errors, .. } = lowerer;
+    let mut lowered = Lowered { items, bindings, labels, arms, jumps, points, start };
     lowered.prune_unreachable();
     lowered.liveness();
     (lowered, errors)

@@ -1,0 +1,137 @@
+//! Forms a workflow body may take that the lowering once got wrong or refused (issue 10): each
+//! runs uninterrupted and crashed after every checkpoint, and gives what the same body gives
+//! without the macro (the expected value is worked out in a comment beside each assertion).
+
+mod common;
+
+use common::{Layout, crash_everywhere, crash_everywhere_with_events, take_effects};
+use durable_core::prelude::*;
+use durable_core::testing::TestRun;
+
+// ------------------------------------------------------------------ #[cfg] on a statement
+
+// `all()` is the point of the test: a predicate the macro decides.
+#[allow(clippy::non_minimal_cfg)]
+#[durable]
+async fn cfg_on_points(n: u64) -> Result<u64, WorkflowError> {
+    #[cfg(any())]
+    let skipped = step!("skipped", common::effect("skipped", 1u64).await)?;
+    #[cfg(all())]
+    let kept = step!("kept", common::effect("kept", n).await)?;
+    #[cfg(not(all()))]
+    step!("gone", common::effect("gone", 0u64).await)?;
+    Ok(kept * 2)
+}
+
+#[tokio::test]
+async fn a_cfg_that_does_not_hold_removes_the_point() {
+    // Without the macro: `skipped` and `gone` do not exist; 2 * n.
+    assert_eq!(crash_everywhere(cfg_on_points, 21, &[("kept", &["kept"])]).await, Ok(42));
+    take_effects();
+    let mut run = TestRun::start(cfg_on_points, "cfg", 1);
+    run.run_to_end().await.unwrap().unwrap();
+    let effects = take_effects();
+    assert_eq!(effects.keys().collect::<Vec<_>>(), ["kept"], "only the point whose cfg holds ran");
+    let keys: Vec<String> = run.stored().checkpoints.iter().map(|c| common::layout(&c.state).0).collect();
+    assert_eq!(keys, ["kept"]);
+}
+
+// ------------------------------------------------------------------ an unbounded `for`
+
+#[durable]
+async fn first_reaching(n: u64) -> Result<u64, WorkflowError> {
+    for i in 0u64.. {
+        if step!("probe", common::effect(format!("probe {i}"), i * i).await)? >= n {
+            return Ok(i);
+        }
+    }
+    Ok(u64::MAX)
+}
+
+#[tokio::test]
+async fn an_unbounded_range_is_taken_lazily() {
+    // Without the macro: the first i with i * i >= 10 is 4.
+    let layout: Layout = &[("probe", &["__iter1", "n"])];
+    assert_eq!(crash_everywhere(first_reaching, 10, layout).await, Ok(4));
+    let mut run = TestRun::start(first_reaching, "lazy", 10);
+    run.run_to_end().await.unwrap().unwrap();
+    let first: serde_json::Value = serde_json::from_str(&run.stored().checkpoints[0].state).unwrap();
+    assert_eq!(first["probe"]["__iter1"], serde_json::json!({ "start": 1 }), "one number: what is left");
+}
+
+// ------------------------------------------------------------------ items in the body
+
+#[durable]
+async fn items_in_body(n: u64) -> Result<String, WorkflowError> {
+    use std::collections::BTreeMap;
+    const BONUS: u64 = 3;
+    fn double(x: u64) -> u64 {
+        x * 2
+    }
+    let a = step!("a", common::effect("a", n).await)?;
+    struct Pair {
+        left: u64,
+        right: u64,
+    }
+    let b = step!("b", common::effect("b", double(a) + BONUS).await)?;
+    let mut map = BTreeMap::new();
+    map.insert("sum", b);
+    let pair = Pair { left: a, right: map["sum"] };
+    Ok(format!("{} {}", pair.left, pair.right))
+}
+
+#[tokio::test]
+async fn items_declared_in_the_body_are_visible_after_every_point() {
+    // Without the macro: a = 5, b = 2 * 5 + 3 = 13.
+    let layout: Layout = &[("a", &["a"]), ("b", &["a", "b"])];
+    let result = crash_everywhere(items_in_body, 5, layout).await;
+    assert_eq!(result, Ok("5 13".to_owned()));
+}
+
+// ------------------------------------------------------------------ names
+
+#[durable]
+async fn colliding_names(n: u64) -> Result<u64, WorkflowError> {
+    let first = step!("fetch_user", common::effect("fetch_user", n).await)?;
+    let second = step!("fetchUser", common::effect("fetchUser", n + 1).await)?;
+    let __v = first + second;
+    #[allow(non_snake_case)]
+    let N = step!("pay waiting", common::effect("pay waiting", 10u64).await)?;
+    let paid: u64 = wait!("pay", event);
+    Ok(__v + N + paid)
+}
+
+#[tokio::test]
+async fn names_that_convert_alike_and_reserved_looking_locals_work() {
+    // Without the macro: 1 + 2 + 10 + 100.
+    let layout: Layout = &[
+        ("fetch_user", &["first", "n"]),
+        ("fetchUser", &["first", "second"]),
+        ("pay waiting", &["N", "__v"]),
+        ("pay:waiting", &["N", "__deadline", "__v"]),
+        ("pay", &["N", "__v", "paid"]),
+    ];
+    let result = crash_everywhere_with_events(colliding_names, 1, &[("pay", "100")], layout).await;
+    assert_eq!(result, Ok(113));
+}
+
+// ------------------------------------------------------------------ a body ending in `!`
+
+fn give_up(n: u64) -> ! {
+    panic!("gave up at {n}")
+}
+
+#[durable]
+async fn ends_in_never(n: u64) -> Result<u64, WorkflowError> {
+    let a = step!("a", common::effect("a", n).await)?;
+    if a > 100 {
+        return Ok(a);
+    }
+    give_up(a)
+}
+
+#[tokio::test]
+async fn a_body_may_end_in_a_call_that_never_returns() {
+    // Without the macro: 400 > 100, so it returns 400.
+    assert_eq!(crash_everywhere(ends_in_never, 400, &[("a", &["a"])]).await, Ok(400));
+}
