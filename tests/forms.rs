@@ -135,3 +135,43 @@ async fn a_body_may_end_in_a_call_that_never_returns() {
     // Without the macro: 400 > 100, so it returns 400.
     assert_eq!(crash_everywhere(ends_in_never, 400, &[("a", &["a"])]).await, Ok(400));
 }
+
+// ------------------------------------------------------------------ several points in one expression
+
+fn pair(a: u64, b: u64) -> u64 {
+    a * 100 + b
+}
+
+#[durable]
+async fn two_points_in_expressions(flag: bool) -> Result<Vec<u64>, WorkflowError> {
+    let sum = step!("l", common::effect("l", 1u64).await)? + step!("r", common::effect("r", 2u64).await)?;
+    let both = (step!("t1", common::effect("t1", 3u64).await)?, step!("t2", common::effect("t2", 4u64).await)?);
+    let called = pair(step!("c1", common::effect("c1", 5u64).await)?, step!("c2", common::effect("c2", 6u64).await)?);
+    let mut x = 7;
+    x = if flag { step!("then", common::effect("then", 8u64).await)? } else { 0 };
+    let mut v = vec![10u64];
+    v[0] += step!("index", common::effect("index", 9u64).await)?;
+    v.push(step!("push", common::effect("push", 11u64).await)?);
+    v.extend([sum, both.0, both.1, called, x]);
+    Ok(v)
+}
+
+#[tokio::test]
+async fn several_points_in_one_expression_run_in_order() {
+    // Without the macro: sum 3, both (3, 4), called 506, x 8 (or 0), v [19, 11, ..].
+    let layout: Layout = &[
+        ("l", &["__v", "flag"]),
+        ("r", &["flag", "sum"]),
+        ("t1", &["__v", "flag", "sum"]),
+        ("t2", &["both", "flag", "sum"]),
+        ("c1", &["__v", "both", "flag", "sum"]),
+        ("c2", &["both", "called", "flag", "sum"]),
+        ("then", &["__v", "both", "called", "sum", "x"]),
+        ("index", &["both", "called", "sum", "v", "x"]),
+        ("push", &["both", "called", "sum", "v", "x"]),
+    ];
+    let result = crash_everywhere(two_points_in_expressions, true, layout).await;
+    assert_eq!(result, Ok(vec![19, 11, 3, 3, 4, 506, 8]));
+    let result = crash_everywhere(two_points_in_expressions, false, layout).await;
+    assert_eq!(result, Ok(vec![19, 11, 3, 3, 4, 506, 0]));
+}

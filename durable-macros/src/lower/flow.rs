@@ -131,6 +131,9 @@ impl Lowerer {
         if matches!(expr, Expr::Return(_) | Expr::Break(_) | Expr::Continue(_)) {
             return self.value(expr, k);
         }
+        if let Some(right) = assigned_compound(expr) {
+            return self.assign_compound(expr, right, rest, k);
+        }
         if is_compound(expr) {
             let join = self.join(false, " the statement after a block that suspends");
             let code = self.value(expr, Cont::Jump(join));
@@ -138,6 +141,35 @@ impl Lowerer {
             return code;
         }
         self.point_in(expr, Form::Stmt, rest, k)
+    }
+
+    /// `place = if .. { step!(..)? } else { .. };` (or `+=`, ..): the right side is lowered as a
+    /// value into a join, whose arm assigns it.
+    fn assign_compound(&mut self, expr: &Expr, right: &Expr, rest: &[Stmt], k: Cont) -> TokenStream {
+        let join = self.join(true, "the value of an assignment whose right side suspends");
+        let code = self.value(right, Cont::Jump(join));
+        let mut assign = expr.clone();
+        self.arm_for(join, |this| {
+            this.scope.push(Vec::new());
+            let value = this.labels[join].value.expect("a join with a value");
+            this.arms[this.arm].uses.insert(value);
+            this.scope.last_mut().expect("frame").push(value);
+            let path: Expr = Expr::Path(syn::ExprPath {
+                attrs: Vec::new(),
+                qself: None,
+                path: this.bindings[value].ident.clone().into(),
+            });
+            match &mut assign {
+                Expr::Assign(a) => *a.right = path,
+                Expr::Binary(b) => *b.right = path,
+                _ => unreachable!("an assignment"),
+            }
+            let stmts = [&[Stmt::Expr(assign, Some(Default::default()))], rest].concat();
+            let code = this.stmts(&stmts, k);
+            this.scope.pop();
+            code
+        });
+        code
     }
 
     // ---------------------------------------------------------------- values
@@ -317,4 +349,32 @@ fn range_kind(expr: &Expr) -> Option<bool> {
         }
         _ => None,
     }
+}
+
+/// The right side of `place = e` or `place op= e` when `e` is a block, `if`, `match` or loop
+/// that suspends and the place has no effects.
+fn assigned_compound(expr: &Expr) -> Option<&Expr> {
+    let (left, right) = match expr {
+        Expr::Assign(a) => (&*a.left, &*a.right),
+        Expr::Binary(b) if is_assign_op(&b.op) => (&*b.left, &*b.right),
+        _ => return None,
+    };
+    (is_compound(right) && has_point(right) && !has_point(left)).then_some(right)
+}
+
+fn is_assign_op(op: &syn::BinOp) -> bool {
+    use syn::BinOp::*;
+    matches!(
+        op,
+        AddAssign(_)
+            | SubAssign(_)
+            | MulAssign(_)
+            | DivAssign(_)
+            | RemAssign(_)
+            | BitXorAssign(_)
+            | BitAndAssign(_)
+            | BitOrAssign(_)
+            | ShlAssign(_)
+            | ShrAssign(_)
+    )
 }

@@ -3,7 +3,7 @@
 use proc_macro2::TokenStream;
 use syn::{Expr, Ident, Stmt};
 
-use super::rewrite::take_first_point;
+use super::rewrite::{name_value, take_first_point};
 use super::{BindingId, Cont, Form, LabelId, LabelKind, Lowerer, Point, Then, point_ref};
 use crate::parse::{self, Kind, PointCall};
 use crate::scan::{self, has_point};
@@ -26,10 +26,17 @@ impl Lowerer {
         let point = self.new_point(call);
         let then: Then<'a> = Box::new(move |this: &mut Lowerer| {
             if has_point(&remainder) {
-                // More points follow in the same expression: keep the value across a checkpoint.
-                return this.checkpoint_then(point, kind, Some(q!(__r)), move |this| {
+                // More points follow in the same expression: keep the value across a checkpoint,
+                // under a name of its own (the next point's value is `__r` again).
+                let ident = Ident::new(&format!("__durable_p{point}"), proc_macro2::Span::mixed_site());
+                let mut remainder = remainder;
+                // `step!(..)?` applies its `?` before the checkpoint, as plain Rust would before
+                // evaluating what follows.
+                let carry = if name_value(&mut remainder, &ident) { q!(__r?) } else { q!(__r) };
+                return this.checkpoint_then(point, kind, Some(carry), move |this| {
+                    this.bind_hidden(&ident.to_string(), false, None);
                     let code = this.resume_form(&remainder, form, rest, k);
-                    q!(let __r = __v; #code)
+                    q!(let #ident = __v; #code)
                 });
             }
             match form {

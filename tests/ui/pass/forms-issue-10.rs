@@ -1,5 +1,6 @@
 //! Forms once refused or miscompiled: `#[cfg]` on points, an unbounded range, items in the
-//! body, names that convert alike, uppercase and `__v` locals, a body ending in `!`.
+//! body, names that convert alike, uppercase and `__v` locals, a body ending in `!`, several
+//! points in one expression.
 
 use durable_core::prelude::*;
 
@@ -32,6 +33,18 @@ async fn forms(n: u64) -> Result<u64, WorkflowError> {
     never(n)
 }
 
+#[durable]
+async fn two_points(flag: bool) -> Result<Vec<u64>, WorkflowError> {
+    let sum = step!("l", Ok::<_, StepError>(1u64))? + step!("r", Ok::<_, StepError>(2u64))?;
+    let both = (step!("t1", Ok::<_, StepError>(3u64))?, step!("t2", Ok::<_, StepError>(4u64))?);
+    let mut x = 0;
+    x += if flag { step!("then", Ok::<_, StepError>(5u64))? } else { 6 };
+    let mut v = vec![sum];
+    v[0] += step!("index", Ok::<_, StepError>(7u64))?;
+    v.push(step!("push", Ok::<_, StepError>(both.0 + both.1 + x))?);
+    Ok(v)
+}
+
 fn main() {
-    let _ = forms;
+    let _ = (forms, two_points);
 }
