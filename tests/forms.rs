@@ -175,3 +175,57 @@ async fn several_points_in_one_expression_run_in_order() {
     let result = crash_everywhere(two_points_in_expressions, false, layout).await;
     assert_eq!(result, Ok(vec![19, 11, 3, 3, 4, 506, 0]));
 }
+
+// ------------------------------------------------------------------ RefCell and Cell locals
+
+#[durable]
+async fn cells(n: u64) -> Result<u64, WorkflowError> {
+    let seen = std::cell::RefCell::new(vec![n]);
+    let count = std::cell::Cell::new(1u64);
+    let a = step!("a", common::effect("a", n + 1).await)?;
+    seen.borrow_mut().push(a);
+    count.set(count.get() + 1);
+    let b = step!("b", common::effect("b", a + 1).await)?;
+    seen.borrow_mut().push(b);
+    Ok(seen.borrow().iter().sum::<u64>() * count.get())
+}
+
+#[tokio::test]
+async fn refcell_and_cell_locals_are_stored() {
+    // Without the macro: (1 + 2 + 3) * 2.
+    let layout: Layout = &[("a", &["a", "count", "seen"]), ("b", &["b", "count", "seen"])];
+    assert_eq!(crash_everywhere(cells, 1, layout).await, Ok(12));
+}
+
+// ------------------------------------------------------------------ points in `while` conditions
+
+#[durable]
+async fn while_conditions(limit: u64) -> Result<Vec<u64>, WorkflowError> {
+    let mut round = 0u64;
+    let mut seen = Vec::new();
+    while step!("more", common::effect(format!("more {round}"), round < limit).await)? {
+        round += 1;
+        seen.push(step!("work", common::effect(format!("work {round}"), round * 10).await)?);
+    }
+    'inbox: while let Some(item) = wait!("next", event) {
+        let item: u64 = item;
+        if item == 0 {
+            break 'inbox;
+        }
+        seen.push(item);
+    }
+    Ok(seen)
+}
+
+#[tokio::test]
+async fn points_in_while_conditions_are_lowered() {
+    // Without the macro: rounds 1 and 2 ([10, 20]), then the events 7 and `null` (None) end the inbox.
+    let layout: Layout = &[
+        ("more", &["__v", "limit", "round", "seen"]),
+        ("work", &["limit", "round", "seen"]),
+        ("next:waiting", &["__deadline", "seen"]),
+        ("next", &["seen"]),
+    ];
+    let result = crash_everywhere_with_events(while_conditions, 2, &[("next", "7"), ("next", "null")], layout).await;
+    assert_eq!(result, Ok(vec![10, 20, 7]));
+}

@@ -127,7 +127,13 @@ fn label_number(label: LabelId) -> TokenStream {
 /// The slot of a stored binding. It carries the span of the binding (a user's local: the span of
 /// its `let`, so that a type that cannot be stored is reported there and only there).
 fn slot_ident(lowered: &Lowered, id: BindingId) -> Ident {
-    Ident::new(&format!("__durable_slot_{id}"), lowered.bindings[id].ident.span())
+    Ident::new(&format!("__durable_slot_{id}"), error_span(lowered, id))
+}
+
+/// Where a type error about binding `id`'s stored value is reported.
+fn error_span(lowered: &Lowered, id: BindingId) -> Span {
+    let binding = &lowered.bindings[id];
+    binding.at.unwrap_or_else(|| binding.ident.span())
 }
 
 /// `let mut __durable_slot_N = None;` for every binding some reachable label stores.
@@ -181,7 +187,7 @@ fn restore(lowered: &Lowered, label: LabelId) -> TokenStream {
         let ident = &lowered.bindings[binding].ident;
         let name = ident.to_string();
         let slot = slot_ident(lowered, binding);
-        quote_spanned!(ident.span()=> ::durable_core::__private::restore(&mut #loaded, #name, &mut #slot);)
+        quote_spanned!(error_span(lowered, binding)=> ::durable_core::__private::restore(&mut #loaded, #name, &mut #slot);)
     });
     q! {
         if let ::core::option::Option::Some(mut __loaded) = ::core::option::Option::take(&mut __loaded) {
@@ -255,7 +261,7 @@ fn jump_code(lowered: &Lowered, index: usize, from: &From<'_>) -> TokenStream {
         let name = ident.to_string();
         let slot = slot_ident(lowered, id);
         let encoder = Ident::new("__encoder", Span::mixed_site());
-        quote_spanned!(ident.span()=> ::durable_core::__private::field(&mut #encoder, #name, &#slot);)
+        quote_spanned!(error_span(lowered, id)=> ::durable_core::__private::field(&mut #encoder, #name, &#slot);)
     });
     let facts = lower::point_ref(point);
     q! {

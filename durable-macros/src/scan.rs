@@ -53,6 +53,16 @@ impl Misplaced<'_> {
 impl<'a> Visit<'a> for Misplaced<'_> {
     fn visit_macro(&mut self, mac: &'a Macro) {
         if let Some(which) = point_macro(mac) {
+            if let Some(span) = point_in_tokens(mac.tokens.clone()) {
+                self.errors.at(
+                    span,
+                    format!(
+                        "a `step!`/`wait!` cannot stand inside the arguments of another `{which}!`: \
+                         each point is its own checkpoint; run it first (`let x = step!(..)?;`) and \
+                         pass `x`"
+                    ),
+                );
+            }
             if let Some(context) = self.context {
                 self.errors.spanned(
                     mac,

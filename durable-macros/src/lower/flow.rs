@@ -256,6 +256,14 @@ impl Lowerer {
     }
 
     pub(super) fn lower_loop(&mut self, expr: &Expr, k: Cont) -> TokenStream {
+        if let Expr::While(w) = expr
+            && has_point(&*w.cond)
+        {
+            // `while <cond with a point> { .. }` is `loop { if <cond> { .. } else { break } }`.
+            let (cond, body, label) = (&w.cond, &w.body, &w.label);
+            let desugared: Expr = syn::parse_quote! { #label loop { if #cond #body else { break } } };
+            return self.lower_loop(&desugared, k);
+        }
         let (label, body) = match expr {
             Expr::Loop(l) => (l.label.as_ref().map(|l| l.name.clone()), &l.body),
             Expr::While(w) => (w.label.as_ref().map(|l| l.name.clone()), &w.body),
@@ -273,6 +281,18 @@ impl Lowerer {
             let iterable = self.plain_expr(&for_loop.expr);
             let name = format!("__iter{n}");
             let id = self.bind_hidden(&name, true, None);
+            self.bindings[id].at = Some(syn::spanned::Spanned::span(&for_loop.expr));
+            if let Some(borrows) = scan::borrows(&for_loop.expr) {
+                self.errors.spanned(
+                    &for_loop.expr,
+                    format!(
+                        "this iterable {borrows}: a `for` loop that holds a `step!`/`wait!` stores the \
+                         items it has left with the workflow's state, so they must be owned: iterate \
+                         over the collection itself (`for x in v`), a clone (`v.clone()`) or owned \
+                         items (`v.iter().cloned()`)"
+                    ),
+                );
+            }
             let ident = &self.bindings[id].ident;
             // `a..b` and `a..` are stored as the range left (one or two numbers, taken lazily);
             // anything else as the items left.

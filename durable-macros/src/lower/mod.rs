@@ -40,6 +40,9 @@ pub(crate) struct Binding {
     /// What the binding's initializer borrows from, when it visibly does (`&x`, `"text"`,
     /// `.as_str()`): such a local cannot be stored, and saying so beats a serde error.
     pub(crate) borrows: Option<String>,
+    /// Where a type error about the stored value belongs, when not at `ident` (a `for` loop's
+    /// iterable for the items it has left).
+    pub(crate) at: Option<Span>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,12 +188,12 @@ impl Lowerer {
     // ---------------------------------------------------------------- bookkeeping
 
     fn bind(&mut self, ident: Ident, mutable: bool) -> BindingId {
-        self.push_binding(Binding { ident, mutable, hidden: false, ty: None, borrows: None })
+        self.push_binding(Binding { ident, mutable, hidden: false, ty: None, borrows: None, at: None })
     }
 
     fn bind_hidden(&mut self, name: &str, mutable: bool, ty: Option<TokenStream>) -> BindingId {
         let ident = Ident::new(name, Span::mixed_site());
-        self.push_binding(Binding { ident, mutable, hidden: true, ty, borrows: None })
+        self.push_binding(Binding { ident, mutable, hidden: true, ty, borrows: None, at: None })
     }
 
     fn push_binding(&mut self, binding: Binding) -> BindingId {
