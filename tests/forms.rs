@@ -229,3 +229,49 @@ async fn points_in_while_conditions_are_lowered() {
     let result = crash_everywhere_with_events(while_conditions, 2, &[("next", "7"), ("next", "null")], layout).await;
     assert_eq!(result, Ok(vec![10, 20, 7]));
 }
+
+// ------------------------------------------------------------------ when a local is dropped
+
+thread_local! {
+    static EVENTS: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn log(event: impl Into<String>) {
+    EVENTS.with(|events| events.borrow_mut().push(event.into()));
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Noisy(String);
+
+impl Drop for Noisy {
+    fn drop(&mut self) {
+        log(format!("drop {}", self.0));
+    }
+}
+
+async fn logged(what: &str) -> Result<u64, std::io::Error> {
+    log(what);
+    Ok(1)
+}
+
+#[durable]
+async fn drops(n: u64) -> Result<u64, WorkflowError> {
+    let early = Noisy("early".into());
+    let kept = Noisy("kept".into());
+    let _ = &early;
+    let a = step!("one", logged("one").await)?;
+    let b = step!("two", logged("two").await)?;
+    Ok(n + a + b + kept.0.len() as u64)
+}
+
+#[tokio::test]
+async fn a_local_not_needed_after_a_point_is_dropped_at_that_checkpoint() {
+    EVENTS.with(|events| events.borrow_mut().clear());
+    let mut run = TestRun::start(drops, "drops", 1);
+    assert_eq!(run.run_to_end().await.unwrap(), Ok(7));
+    let events = EVENTS.with(|events| std::mem::take(&mut *events.borrow_mut()));
+    // Plain Rust would drop `early` at the end of the function, after "two"; here it is dropped
+    // when the code before the checkpoint of "one" ends (README, "When a local is dropped").
+    // `kept` is stored at both checkpoints and dropped once, when the run ends.
+    assert_eq!(events, ["one", "drop early", "two", "drop kept"]);
+}
