@@ -275,3 +275,44 @@ async fn a_local_not_needed_after_a_point_is_dropped_at_that_checkpoint() {
     // `kept` is stored at both checkpoints and dropped once, when the run ends.
     assert_eq!(events, ["one", "drop early", "two", "drop kept"]);
 }
+
+// ------------------------------------------------------------------ liveness follows bindings
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Account {
+    email: String,
+    tier: u64,
+}
+
+#[durable]
+async fn names_that_reappear(account: Account, orders: Vec<u64>) -> Result<String, WorkflowError> {
+    let email = account.email.clone();
+    let sent = step!("notify", common::effect("notify", format!("mail {}", account.email)).await)?;
+    // `account` and `orders` are moved here; their names reappear below only as other bindings.
+    let tier = account.tier;
+    drop(account);
+    let total: u64 = orders.into_iter().sum();
+    let doubled = step!("double", common::effect("double", total * 2).await)?;
+    let labels: Vec<String> = [1u64, 2].iter().map(|orders| format!("{orders}")).collect();
+    let account = format!("{email}/{tier}");
+    let summary = match Some(doubled) {
+        Some(orders) => format!("{account} {orders} {sent} {}", labels.join(",")),
+        None => String::new(),
+    };
+    let email = step!("record", common::effect("record", summary.len()).await)?;
+    Ok(format!("{summary} {email}"))
+}
+
+#[tokio::test]
+async fn a_moved_local_whose_name_reappears_is_not_kept() {
+    // Without the macro: total 6, doubled 12.
+    let layout: Layout = &[
+        ("notify", &["account", "email", "orders", "sent"]),
+        ("double", &["doubled", "email", "sent", "tier"]),
+        ("record", &["email", "summary"]),
+    ];
+    let account = Account { email: "a@b".into(), tier: 2 };
+    let result = crash_everywhere(names_that_reappear, (account, vec![1, 2, 3]), layout).await;
+    // The summary "a@b/2 12 mail a@b 1,2" is 21 bytes long.
+    assert_eq!(result, Ok("a@b/2 12 mail a@b 1,2 21".to_owned()));
+}
