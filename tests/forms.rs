@@ -316,3 +316,24 @@ async fn a_moved_local_whose_name_reappears_is_not_kept() {
     // The summary "a@b/2 12 mail a@b 1,2" is 21 bytes long.
     assert_eq!(result, Ok("a@b/2 12 mail a@b 1,2 21".to_owned()));
 }
+
+// ------------------------------------------------------------------ deferred initialisation
+
+#[durable]
+async fn deferred(n: u64) -> Result<u64, WorkflowError> {
+    let x: u64;
+    let mut y;
+    step!("a", common::effect("a", 1u64).await)?;
+    x = n + 5;
+    y = x * 2;
+    step!("b", common::effect("b", 2u64).await)?;
+    y += 1;
+    Ok(x + y)
+}
+
+#[tokio::test]
+async fn a_local_declared_without_a_value_is_assigned_after_a_point() {
+    // Without the macro: x = 10, y = 21.
+    let layout: Layout = &[("a", &["n"]), ("b", &["x", "y"])];
+    assert_eq!(crash_everywhere(deferred, 5, layout).await, Ok(31));
+}

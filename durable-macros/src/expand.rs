@@ -191,7 +191,7 @@ fn render(args: &Args, item: &ItemFn, sig: &Signature, lowered: &Lowered) -> Tok
             #[doc(hidden)]
             pub const __DURABLE_FACTS: &'static ::durable_core::WorkflowFacts = #facts;
 
-            #[allow(unused_mut, unreachable_code, clippy::diverging_sub_expression, clippy::let_unit_value, clippy::no_effect, clippy::unit_arg, clippy::needless_return, clippy::never_loop)]
+            #[allow(unused_mut, unreachable_code, clippy::diverging_sub_expression, clippy::let_unit_value, clippy::no_effect, clippy::unit_arg, clippy::needless_return, clippy::never_loop, clippy::needless_late_init)]
             async fn __durable_run(
                 #ctx: &::durable_core::Ctx,
                 __host: &mut dyn ::durable_core::Host,

@@ -56,7 +56,16 @@ pub(crate) fn machine(workflow: &str, sig: &Signature, lowered: &Lowered) -> Tok
             let mutable = binding.mutable.then(|| q!(mut));
             q!(#[allow(non_snake_case)] let #mutable #ident = ::durable_core::__private::take(&mut #slot);)
         });
-        let from = From { live: &label.live, held: &held };
+        // A local declared without a value before this label and assigned in this arm.
+        let declared = arm.uses.iter().filter(|id| label.pending.contains(id)).filter_map(|&id| {
+            let binding = &lowered.bindings[id];
+            let annotation = binding.deferred.as_ref()?;
+            let ident = &binding.ident;
+            let mutable = binding.mutable.then(|| q!(mut));
+            Some(q!(let #mutable #ident #annotation;))
+        });
+        let taken = q!(#(#declared)* #(#taken)*);
+        let from = From { live: &label.live, held: &held, uses: &arm.uses };
         let restore = label.kind.persisted().then(|| restore(lowered, arm.label));
         let code = fill_jumps(arm.code.clone(), lowered, &from);
         arms.extend(q! {
@@ -65,7 +74,7 @@ pub(crate) fn machine(workflow: &str, sig: &Signature, lowered: &Lowered) -> Tok
                 // obligation of the function (one per earlier arm) to deduce this block's output.
                 let __arm = async {
                     #restore
-                    #(#taken)*
+                    #taken
                     #code
                 };
                 ::durable_core::__private::arm::<#ok, #err, _>(__arm)
@@ -204,6 +213,8 @@ fn restore(lowered: &Lowered, label: LabelId) -> TokenStream {
 struct From<'a> {
     live: &'a [BindingId],
     held: &'a [BindingId],
+    /// The bindings the arm's code mentions.
+    uses: &'a std::collections::BTreeSet<BindingId>,
 }
 
 impl From<'_> {
@@ -216,12 +227,20 @@ impl From<'_> {
 fn fill_jumps(code: TokenStream, lowered: &Lowered, from: &From<'_>) -> TokenStream {
     code.into_iter()
         .map(|tree| match tree {
-            TokenTree::Ident(ident) => match jump_index(&ident) {
-                Some(index) => {
+            TokenTree::Ident(ident) => match (jump_index(&ident), declaration_index(&ident)) {
+                (Some(index), _) => {
                     let jump = jump_code(lowered, index, from);
                     TokenTree::Group(proc_macro2::Group::new(proc_macro2::Delimiter::Brace, jump))
                 }
-                None => TokenTree::Ident(ident),
+                // Kept only where the arm uses it: unused, rustc could not infer its type.
+                (None, Some(id)) if from.uses.contains(&id) => {
+                    let declaration = lowered.bindings[id].declaration.clone().unwrap_or_default();
+                    TokenTree::Group(proc_macro2::Group::new(proc_macro2::Delimiter::None, declaration))
+                }
+                (None, Some(_)) => {
+                    TokenTree::Group(proc_macro2::Group::new(proc_macro2::Delimiter::None, TokenStream::new()))
+                }
+                (None, None) => TokenTree::Ident(ident),
             },
             TokenTree::Group(group) => {
                 let inner = fill_jumps(group.stream(), lowered, from);
@@ -232,6 +251,10 @@ fn fill_jumps(code: TokenStream, lowered: &Lowered, from: &From<'_>) -> TokenStr
             other => other,
         })
         .collect()
+}
+
+fn declaration_index(ident: &Ident) -> Option<usize> {
+    ident.to_string().strip_prefix("__durable_decl_")?.parse().ok()
 }
 
 fn jump_index(ident: &Ident) -> Option<usize> {

@@ -77,19 +77,49 @@ impl Lowerer {
         let mut idents = Vec::new();
         scan::uses(stmt, &mut idents);
         self.note_uses(idents);
+        self.note_assignment(stmt);
         let mut stmt = stmt.clone();
         Rewriter { lowerer: self, plain_loops: Vec::new() }.visit_stmt_mut(&mut stmt);
         if let Stmt::Local(local) = &stmt {
             let borrows = local.init.as_ref().and_then(|init| scan::borrows(&init.expr));
             let single = matches!(&local.pat, Pat::Ident(_) | Pat::Type(_));
+            let deferred = match (&local.init, &local.pat) {
+                (None, Pat::Type(typed)) => {
+                    let ty = &typed.ty;
+                    Some(q!(: #ty))
+                }
+                (None, _) => Some(TokenStream::new()),
+                _ => None,
+            };
+            let mut declared = None;
             for (ident, mutable) in scan::let_bindings(&local.pat) {
                 let id = self.bind(ident, mutable);
                 if single {
                     self.bindings[id].borrows.clone_from(&borrows);
+                    self.bindings[id].unassigned = deferred.is_some();
+                    self.bindings[id].deferred.clone_from(&deferred);
+                    declared = Some(id);
                 }
+            }
+            if let (Some(id), Some(_)) = (declared, &deferred) {
+                // Declared here only if this arm uses it; an arm after a point that assigns it
+                // declares it again (see `machine.rs`).
+                self.bindings[id].declaration = Some(q!(#stmt));
+                let placeholder = super::declaration_placeholder(id);
+                return q!(#placeholder);
             }
         }
         q!(#stmt)
+    }
+
+    /// `x = ..;` of a local declared without a value: stored from here on.
+    fn note_assignment(&mut self, stmt: &Stmt) {
+        let Stmt::Expr(Expr::Assign(assign), _) = stmt else { return };
+        let Expr::Path(path) = &*assign.left else { return };
+        let Some(ident) = path.path.get_ident() else { return };
+        if let Some(id) = self.resolve(ident) {
+            self.bindings[id].unassigned = false;
+        }
     }
 
     pub(super) fn plain_expr(&mut self, expr: &Expr) -> TokenStream {

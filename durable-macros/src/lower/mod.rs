@@ -43,6 +43,13 @@ pub(crate) struct Binding {
     /// Where a type error about the stored value belongs, when not at `ident` (a `for` loop's
     /// iterable for the items it has left).
     pub(crate) at: Option<Span>,
+    /// Declared without a value (`let x: T;`): its type annotation, to declare it again in an
+    /// arm that assigns it without holding it.
+    pub(crate) deferred: Option<TokenStream>,
+    /// Declared without a value and not assigned yet (in source order): not stored at labels.
+    pub(crate) unassigned: bool,
+    /// The user's `let x: T;`, emitted (in place of a placeholder) only in an arm that uses `x`.
+    pub(crate) declaration: Option<TokenStream>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +77,8 @@ pub(crate) struct Label {
     pub(crate) serde_name: String,
     /// Bindings in scope where the label's code starts.
     pub(crate) scope: Vec<BindingId>,
+    /// Bindings declared without a value before the label and not assigned yet.
+    pub(crate) pending: Vec<BindingId>,
     /// The binding that carries a value into the label (`__v`).
     pub(crate) value: Option<BindingId>,
     /// The bindings stored in the label's variant, decided by liveness.
@@ -188,12 +197,32 @@ impl Lowerer {
     // ---------------------------------------------------------------- bookkeeping
 
     fn bind(&mut self, ident: Ident, mutable: bool) -> BindingId {
-        self.push_binding(Binding { ident, mutable, hidden: false, ty: None, borrows: None, at: None })
+        self.push_binding(Binding {
+            ident,
+            mutable,
+            hidden: false,
+            ty: None,
+            borrows: None,
+            at: None,
+            deferred: None,
+            unassigned: false,
+            declaration: None,
+        })
     }
 
     fn bind_hidden(&mut self, name: &str, mutable: bool, ty: Option<TokenStream>) -> BindingId {
         let ident = Ident::new(name, Span::mixed_site());
-        self.push_binding(Binding { ident, mutable, hidden: true, ty, borrows: None, at: None })
+        self.push_binding(Binding {
+            ident,
+            mutable,
+            hidden: true,
+            ty,
+            borrows: None,
+            at: None,
+            deferred: None,
+            unassigned: false,
+            declaration: None,
+        })
     }
 
     fn push_binding(&mut self, binding: Binding) -> BindingId {
@@ -226,8 +255,8 @@ impl Lowerer {
     }
 
     fn new_label(&mut self, kind: LabelKind, serde_name: String) -> LabelId {
-        let scope = self.visible();
-        self.labels.push(Label { kind, serde_name, scope, value: None, live: Vec::new(), reachable: false });
+        let (pending, scope) = self.visible().into_iter().partition(|&id| self.bindings[id].unassigned);
+        self.labels.push(Label { kind, serde_name, scope, pending, value: None, live: Vec::new(), reachable: false });
         self.labels.len() - 1
     }
 
@@ -301,6 +330,11 @@ impl Lowerer {
 /// `&Self::__FACTS.points[i]`.
 pub(crate) fn point_ref(index: usize) -> TokenStream {
     q!(&Self::__DURABLE_FACTS.points[#index])
+}
+
+/// A placeholder for the declaration of binding `id` (declared without a value).
+pub(crate) fn declaration_placeholder(id: BindingId) -> Ident {
+    format_ident!("__durable_decl_{}", id)
 }
 
 pub(crate) fn jump_placeholder(index: usize) -> Ident {

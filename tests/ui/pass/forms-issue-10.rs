@@ -48,3 +48,17 @@ async fn two_points(flag: bool) -> Result<Vec<u64>, WorkflowError> {
 fn main() {
     let _ = (forms, two_points);
 }
+
+#[durable]
+async fn deferred(n: u64) -> Result<u64, WorkflowError> {
+    let x: u64;
+    step!("a", Ok::<_, StepError>(1u64))?;
+    x = n + 5;
+    step!("b", Ok::<_, StepError>(2u64))?;
+    Ok(x)
+}
+
+#[allow(dead_code)]
+fn also() {
+    let _ = deferred;
+}
