@@ -149,27 +149,7 @@ impl Lowerer {
                 };
                 let body = self.plain_expr(call.body.as_ref().expect("a step has a body"));
                 let then = then(self);
-                q! {
-                    // Step `name`: ask the host, run the body, report its outcome.
-                    let __policy = #policy;
-                    let __r = match ::durable_core::__private::step_begin(__host, #facts, &__policy).await {
-                        ::core::result::Result::Ok(::core::option::Option::None) => {
-                            let __out = ::durable_core::__private::step_output(#body);
-                            ::durable_core::__private::step_end(__host, #facts, &__policy, __out).await
-                        }
-                        ::core::result::Result::Ok(::core::option::Option::Some(__e)) => {
-                            ::core::result::Result::Ok(::core::result::Result::Err(__e))
-                        }
-                        ::core::result::Result::Err(__p) => ::core::result::Result::Err(__p),
-                    };
-                    let __r = match __r {
-                        ::core::result::Result::Ok(__r) => __r,
-                        ::core::result::Result::Err(__p) => {
-                            return ::durable_core::__private::exit(::durable_core::__private::pause(__p));
-                        }
-                    };
-                    #then
-                }
+                step_tokens(&facts, &policy, &body, then)
             }
             Kind::Sleep => {
                 let duration = self.plain_expr(call.duration.as_ref().expect("a timer has a duration"));
@@ -184,13 +164,7 @@ impl Lowerer {
                 self.arm_for(label, |this| {
                     this.arms[this.arm].uses.insert(wake);
                     let then = then(this);
-                    q! {
-                        if !::durable_core::__private::sleep_due(__host, #facts, __wake_at) {
-                            return ::durable_core::__private::exit(::durable_core::Exit::Suspended);
-                        }
-                        let __r = ();
-                        #then
-                    }
+                    sleep_tokens(&facts, then)
                 });
                 start
             }
@@ -213,18 +187,7 @@ impl Lowerer {
                 self.arm_for(label, |this| {
                     this.arms[this.arm].uses.insert(deadline);
                     let then = then(this);
-                    let received = if with_timeout {
-                        q!(::core::option::Option::Some(__r) => __r,)
-                    } else {
-                        q!(::core::option::Option::Some(::core::result::Result::Ok(__r)) => __r,)
-                    };
-                    q! {
-                        let __r = match ::durable_core::__private::event_poll(__host, #facts, __deadline) {
-                            #received
-                            _ => return ::durable_core::__private::exit(::durable_core::Exit::Suspended),
-                        };
-                        #then
-                    }
+                    event_tokens(&facts, with_timeout, then)
                 });
                 start
             }
@@ -262,5 +225,62 @@ impl Lowerer {
              point's result with `let` first and use the variable here",
         );
         q!(::core::unreachable!())
+    }
+}
+
+// The code of each kind of point is built apart from the lowering that recurses through it: in
+// a debug build of this crate, a function holding these `quote!`s has a large frame, and the
+// lowering of a straight-line body goes one level deeper per point (rustc's stack overflowed at
+// 400 points when the frames were one).
+
+#[inline(never)]
+fn step_tokens(facts: &TokenStream, policy: &TokenStream, body: &TokenStream, then: TokenStream) -> TokenStream {
+    q! {
+        // Step `name`: ask the host, run the body, report its outcome.
+        let __policy = #policy;
+        let __r = match ::durable_core::__private::step_begin(__host, #facts, &__policy).await {
+            ::core::result::Result::Ok(::core::option::Option::None) => {
+                let __out = ::durable_core::__private::step_output(#body);
+                ::durable_core::__private::step_end(__host, #facts, &__policy, __out).await
+            }
+            ::core::result::Result::Ok(::core::option::Option::Some(__e)) => {
+                ::core::result::Result::Ok(::core::result::Result::Err(__e))
+            }
+            ::core::result::Result::Err(__p) => ::core::result::Result::Err(__p),
+        };
+        let __r = match __r {
+            ::core::result::Result::Ok(__r) => __r,
+            ::core::result::Result::Err(__p) => {
+                return ::durable_core::__private::exit(::durable_core::__private::pause(__p));
+            }
+        };
+        #then
+    }
+}
+
+#[inline(never)]
+fn sleep_tokens(facts: &TokenStream, then: TokenStream) -> TokenStream {
+    q! {
+        if !::durable_core::__private::sleep_due(__host, #facts, __wake_at) {
+            return ::durable_core::__private::exit(::durable_core::Exit::Suspended);
+        }
+        let __r = ();
+        #then
+    }
+}
+
+#[inline(never)]
+fn event_tokens(facts: &TokenStream, with_timeout: bool, then: TokenStream) -> TokenStream {
+    let received = if with_timeout {
+        q!(::core::option::Option::Some(__r) => __r,)
+    } else {
+        q!(::core::option::Option::Some(::core::result::Result::Ok(__r)) => __r,)
+    };
+    q! {
+        let __r = match ::durable_core::__private::event_poll(__host, #facts, __deadline) {
+            #received
+            _ => return ::durable_core::__private::exit(::durable_core::Exit::Suspended),
+        };
+        #then
     }
 }
