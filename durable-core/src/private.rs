@@ -2,7 +2,7 @@
 //! without notice.
 
 use std::collections::VecDeque;
-use std::ops::Range;
+use std::ops::{Range, RangeFrom};
 use std::time::Duration;
 
 pub use serde;
@@ -15,24 +15,6 @@ use crate::step::{StepError, StepPolicy};
 use crate::time::Timestamp;
 use crate::workflow::{Exit, PointFacts, Snapshot, StateError};
 
-/// Where the generated loop goes next.
-pub enum Next<S, L> {
-    /// A transient label (loop head, join): never persisted.
-    Label(L),
-    /// A state loaded from the store.
-    Resume(S),
-    /// A state to persist before going on.
-    Checkpoint(&'static PointFacts, S),
-}
-
-/// Where the generated loop is.
-pub enum At<S, L> {
-    /// At a persisted state.
-    State(S),
-    /// At a transient label.
-    Label(L),
-}
-
 /// The bound on every value a workflow keeps across a suspension point.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be kept across a durable suspension point (`step!`/`wait!`)",
@@ -43,24 +25,6 @@ pub trait Persist: Serialize + DeserializeOwned {}
 
 #[diagnostic::do_not_recommend]
 impl<T: Serialize + DeserializeOwned> Persist for T {}
-
-/// Emitted with the span of the user's binding for every stored local, so that a type that
-/// cannot be stored is reported at the `let` that made it.
-#[inline(always)]
-pub fn assert_persist<T: Persist>(_: &T) {}
-
-/// The bound on a workflow's whole state: what [`checkpoint`] needs. When a stored local is
-/// not storable, its own error at the user's `let` says what to do; this one, at `#[durable]`,
-/// only points there (one error instead of one per serde trait).
-#[diagnostic::on_unimplemented(
-    message = "the workflow's state cannot be stored, because a value kept across a suspension point cannot",
-    label = "see the error at that value's `let` (or parameter) above",
-    note = "every value kept across a `step!`/`wait!` must implement `Serialize` and `DeserializeOwned`"
-)]
-pub trait State: Serialize + DeserializeOwned {}
-
-#[diagnostic::do_not_recommend]
-impl<T: Serialize + DeserializeOwned> State for T {}
 
 /// The bound on workflow inputs, reported at the parameter's type.
 #[diagnostic::on_unimplemented(
@@ -76,12 +40,6 @@ impl<T: Serialize + DeserializeOwned> Input for T {}
 /// Emitted with the span of each parameter's type.
 #[inline(always)]
 pub fn assert_input<T: Input>() {}
-
-/// The function's result as a run's exit.
-#[inline]
-pub fn done<T, E>(result: Result<T, E>) -> Result<Exit<T>, E> {
-    result.map(Exit::Done)
-}
 
 /// Moves the user's error into the exit.
 #[inline]
@@ -102,45 +60,6 @@ pub fn pause<T>(pause: Pause) -> Exit<T> {
         Pause::Suspend => Exit::Suspended,
         Pause::Interrupt => Exit::Interrupted,
     }
-}
-
-/// Decodes a stored state, refusing one written by an incompatible layout. Loading through
-/// `DeserializeOwned` makes a borrowed local a compile error instead of a failed resume.
-pub fn load<S: DeserializeOwned>(
-    snapshot: Snapshot<'_>,
-    workflow: &'static str,
-    fingerprint: &'static str,
-) -> Result<S, StateError> {
-    if snapshot.fingerprint != fingerprint {
-        return Err(StateError::Incompatible {
-            workflow,
-            expected: fingerprint,
-            found: snapshot.fingerprint.to_owned(),
-        });
-    }
-    serde_json::from_str(snapshot.state).map_err(|source| StateError::Corrupt { workflow, source })
-}
-
-/// Encodes and persists the checkpoint after `point`, and returns the state decoded from what
-/// was stored.
-///
-/// The run goes on from the decoded state, never from the values in memory: a value whose serde
-/// form does not round-trip exactly (a `#[serde(skip)]` field, a lossy custom serializer) then
-/// behaves the same whether or not the process crashed after this checkpoint, and one that
-/// cannot be read back at all fails here, at its first checkpoint, not at a resume days later.
-pub async fn checkpoint<S: State, T>(
-    host: &mut dyn Host,
-    workflow: &'static str,
-    point: &'static PointFacts,
-    state: S,
-) -> Result<S, Exit<T>> {
-    let json = serde_json::to_string(&state)
-        .map_err(|source| Exit::BadState(StateError::Encode { workflow, point: point.name, source }))?;
-    drop(state);
-    let decoded = serde_json::from_str(&json)
-        .map_err(|source| Exit::BadState(StateError::RoundTrip { workflow, point: point.name, source }))?;
-    host.checkpoint(point, json).await.map_err(pause)?;
-    Ok(decoded)
 }
 
 /// A step body's result with its error made storable.
@@ -240,6 +159,16 @@ where
     range
 }
 
+/// A `for` loop over `a..` keeps the range itself: what is left is `start..`, one number, and
+/// nothing is taken before the loop's body asks for it.
+#[inline]
+pub fn range_from<A>(range: RangeFrom<A>) -> RangeFrom<A>
+where
+    RangeFrom<A>: Iterator<Item = A>,
+{
+    range
+}
+
 /// What a stored `for` loop takes its next item from.
 pub trait Remaining {
     /// The loop's items.
@@ -267,8 +196,230 @@ where
     }
 }
 
+impl<A> Remaining for RangeFrom<A>
+where
+    RangeFrom<A>: Iterator<Item = A>,
+{
+    type Item = A;
+    #[inline]
+    fn take_next(&mut self) -> Option<A> {
+        self.next()
+    }
+}
+
 /// The retry policy of a step with none given.
 #[inline]
 pub fn default_policy() -> StepPolicy {
     StepPolicy::default()
+}
+
+// ------------------------------------------------------------------ the slot machine
+//
+// Generated code keeps every stored local in its own slot (`Option<T>`, `T` inferred by rustc)
+// and runs each stretch of code between two labels as its own boxed future (an "arm"), so that
+// neither rustc's work on the function nor the size of its future grows with the product of the
+// number of points and the number of locals.
+
+/// What an arm does next.
+pub enum Flow<T> {
+    /// Go on at the label with this number.
+    Goto(u32),
+    /// Leave the run.
+    Exit(Exit<T>),
+}
+
+/// An arm of the generated machine, boxed: one poll frame per arm, not one for the function.
+pub type Arm<'a, T, E> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Flow<T>, E>> + Send + 'a>>;
+
+/// Boxes an arm; its bound tells rustc the type of the `async` block's result.
+#[inline]
+pub fn arm<'a, T, E, F>(arm: F) -> Arm<'a, T, E>
+where
+    F: std::future::Future<Output = Result<Flow<T>, E>> + Send + 'a,
+{
+    Box::pin(arm)
+}
+
+/// Go on at `label`.
+#[inline]
+pub fn goto<T, E>(label: u32) -> Result<Flow<T>, E> {
+    Ok(Flow::Goto(label))
+}
+
+/// Leave the run with `exit`.
+#[inline]
+pub fn exit<T, E>(exit: Exit<T>) -> Result<Flow<T>, E> {
+    Ok(Flow::Exit(exit))
+}
+
+/// The function's result as an arm's result.
+#[inline]
+pub fn finished<T, E>(result: Result<T, E>) -> Result<Flow<T>, E> {
+    result.map(|value| Flow::Exit(Exit::Done(value)))
+}
+
+/// Takes a local out of its slot at the start of an arm.
+#[inline]
+pub fn take<T>(slot: &mut Option<T>) -> T {
+    slot.take().expect("durable: a stored local is missing from its slot (a bug in #[durable])")
+}
+
+/// Writes a state as `{"<key>":{"<field>":<value>,..}}`, the form the derived `Serialize` of an
+/// enum with struct variants writes, one field per call (so that generated code borrows one
+/// local at a time).
+pub struct Encoder {
+    out: Vec<u8>,
+    fields: usize,
+    error: Option<serde_json::Error>,
+}
+
+impl Encoder {
+    /// A state stored under `key`.
+    pub fn new(key: &str) -> Self {
+        let mut out = Vec::with_capacity(64);
+        out.push(b'{');
+        let error = serde_json::to_writer(&mut out, key).err();
+        out.extend_from_slice(b":{");
+        Encoder { out, fields: 0, error }
+    }
+
+    /// The JSON, or the first error.
+    pub fn finish(mut self) -> Result<String, serde_json::Error> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        self.out.extend_from_slice(b"}}");
+        Ok(String::from_utf8(self.out).expect("serde_json writes UTF-8"))
+    }
+}
+
+/// Appends the local in `slot` as field `name`. Emitted with the span of the user's binding, so
+/// that a type that cannot be stored is reported at the `let` that made it.
+pub fn field<T: Persist>(encoder: &mut Encoder, name: &str, slot: &Option<T>) {
+    if encoder.error.is_some() {
+        return;
+    }
+    if encoder.fields > 0 {
+        encoder.out.push(b',');
+    }
+    encoder.fields += 1;
+    let written = serde_json::to_writer(&mut encoder.out, name).and_then(|()| {
+        encoder.out.push(b':');
+        match slot {
+            Some(value) => serde_json::to_writer(&mut encoder.out, value),
+            None => Err(serde::ser::Error::custom("a stored local is missing from its slot")),
+        }
+    });
+    encoder.error = written.err();
+}
+
+/// Persists the state after `point`, encoded by an [`Encoder`] before any await (so that no
+/// reference to a local is held across one).
+pub async fn checkpoint_fields<T>(
+    host: &mut dyn Host,
+    workflow: &'static str,
+    point: &'static PointFacts,
+    encoded: Result<String, serde_json::Error>,
+) -> Result<(), Exit<T>> {
+    let json = encoded.map_err(|source| Exit::BadState(StateError::Encode { workflow, point: point.name, source }))?;
+    host.checkpoint(point, json).await.map_err(pause)
+}
+
+/// A stored state being loaded: its key (which point) and its fields, decoded one by one into
+/// the slots of the locals they belong to.
+pub struct Loaded {
+    workflow: &'static str,
+    key: String,
+    fields: serde_json::Map<String, serde_json::Value>,
+    error: Option<serde_json::Error>,
+}
+
+impl Loaded {
+    /// The stored state's key: the point it was written after.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// After [`reload`]: `Ok` if every field read back, else the error of a state that does not
+    /// read back (nothing is stored then).
+    pub fn read_back(self, workflow: &'static str, point: &'static PointFacts) -> Result<(), StateError> {
+        match self.error {
+            None => Ok(()),
+            Some(source) => Err(StateError::RoundTrip { workflow, point: point.name, source }),
+        }
+    }
+
+    /// `Ok` if every field decoded and `known` (the key names a state of this layout).
+    pub fn finish(self, known: bool) -> Result<(), StateError> {
+        let workflow = self.workflow;
+        let error = match self.error {
+            Some(error) => error,
+            None if known => return Ok(()),
+            None => serde::de::Error::custom(format_args!("unknown state `{}`", self.key)),
+        };
+        Err(StateError::Corrupt { workflow, source: error })
+    }
+}
+
+/// The key of the state being loaded, if any.
+pub fn loaded_key(loaded: &Option<Loaded>) -> &str {
+    loaded.as_ref().map_or("", Loaded::key)
+}
+
+/// The error for a stored state whose key names no state of this layout.
+pub fn unknown_key(loaded: Option<Loaded>) -> StateError {
+    match loaded {
+        Some(loaded) => loaded.finish(false).expect_err("an unknown key is an error"),
+        None => unreachable!("durable: no state to resume from (a bug in #[durable])"),
+    }
+}
+
+/// The state an [`Encoder`] just wrote, parsed again so that the run goes on from it (decoded
+/// by [`restore`] into the slots) rather than from the values in memory: a value whose serde
+/// form does not round-trip (a `#[serde(skip)]` field, a lossy custom serializer) then behaves
+/// the same with and without a crash after this checkpoint, and one that does not read back at
+/// all is refused here, before anything is stored. `None` if encoding failed (the checkpoint
+/// reports that).
+pub fn reload(encoded: &Result<String, serde_json::Error>) -> Option<Loaded> {
+    let json = encoded.as_ref().ok()?;
+    let snapshot = Snapshot { fingerprint: "", state: json };
+    load_fields(snapshot, "", "").ok()
+}
+
+/// Parses a stored state, refusing one written by an incompatible layout.
+pub fn load_fields(
+    snapshot: Snapshot<'_>,
+    workflow: &'static str,
+    fingerprint: &'static str,
+) -> Result<Loaded, StateError> {
+    if snapshot.fingerprint != fingerprint {
+        return Err(StateError::Incompatible {
+            workflow,
+            expected: fingerprint,
+            found: snapshot.fingerprint.to_owned(),
+        });
+    }
+    let corrupt = |source| StateError::Corrupt { workflow, source };
+    let state: serde_json::Map<String, serde_json::Value> = serde_json::from_str(snapshot.state).map_err(corrupt)?;
+    let mut entries = state.into_iter();
+    let (key, fields) = match (entries.next(), entries.next()) {
+        (Some((key, serde_json::Value::Object(fields))), None) => (key, fields),
+        _ => return Err(corrupt(serde::de::Error::custom("a stored state is an object with one key, its point"))),
+    };
+    Ok(Loaded { workflow, key, fields, error: None })
+}
+
+/// Decodes field `name` into `slot`. Loading through `DeserializeOwned` makes a borrowed local a
+/// compile error instead of a failed resume; emitted with the span of the user's binding.
+pub fn restore<T: Persist>(loaded: &mut Loaded, name: &'static str, slot: &mut Option<T>) {
+    if loaded.error.is_some() {
+        return;
+    }
+    match loaded.fields.remove(name) {
+        Some(value) => match serde_json::from_value(value) {
+            Ok(value) => *slot = Some(value),
+            Err(error) => loaded.error = Some(error),
+        },
+        None => loaded.error = Some(serde::de::Error::missing_field(name)),
+    }
 }

@@ -56,7 +56,16 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
 /// so that the user sees the real errors and no cascade.
 fn fallback(item: TokenStream, error: syn::Error) -> TokenStream {
     let error = error.into_compile_error();
-    let Ok(item) = parse::item(item.clone()) else { return quote!(#error #item) };
+    let Ok(mut item) = parse::item(item.clone()) else { return quote!(#error #item) };
+    // A lifetime parameter was reported; kept, it would make the stand-in impl fail again.
+    item.sig.generics.params = item
+        .sig
+        .generics
+        .params
+        .iter()
+        .filter(|param| !matches!(param, syn::GenericParam::Lifetime(_)))
+        .cloned()
+        .collect();
     if item.sig.receiver().is_some() {
         // A method: keep it a method, so that the impl it stands in still compiles.
         let ItemFn { attrs, vis, sig, .. } = &item;
@@ -182,7 +191,7 @@ fn render(args: &Args, item: &ItemFn, sig: &Signature, lowered: &Lowered) -> Tok
             #[doc(hidden)]
             pub const __DURABLE_FACTS: &'static ::durable_core::WorkflowFacts = #facts;
 
-            #[allow(unused_mut, unreachable_code, clippy::diverging_sub_expression, clippy::let_unit_value, clippy::no_effect, clippy::unit_arg, clippy::needless_return, clippy::never_loop)]
+            #[allow(unused_mut, unreachable_code, clippy::diverging_sub_expression, clippy::let_unit_value, clippy::no_effect, clippy::unit_arg, clippy::needless_return, clippy::never_loop, clippy::needless_late_init)]
             async fn __durable_run(
                 #ctx: &::durable_core::Ctx,
                 __host: &mut dyn ::durable_core::Host,

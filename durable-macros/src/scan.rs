@@ -53,6 +53,16 @@ impl Misplaced<'_> {
 impl<'a> Visit<'a> for Misplaced<'_> {
     fn visit_macro(&mut self, mac: &'a Macro) {
         if let Some(which) = point_macro(mac) {
+            if let Some(span) = point_in_tokens(mac.tokens.clone()) {
+                self.errors.at(
+                    span,
+                    format!(
+                        "a `step!`/`wait!` cannot stand inside the arguments of another `{which}!`: \
+                         each point is its own checkpoint; run it first (`let x = step!(..)?;`) and \
+                         pass `x`"
+                    ),
+                );
+            }
             if let Some(context) = self.context {
                 self.errors.spanned(
                     mac,
@@ -104,16 +114,41 @@ fn point_in_tokens(tokens: TokenStream) -> Option<proc_macro2::Span> {
     None
 }
 
-/// Every name `node` may read: single-segment paths, identifiers in macro arguments, and
-/// `{name}` captures in format strings. Over-approximates (a name bound inside `node` and used
-/// there is reported too), which is safe: it can only keep a local longer.
+/// Every local `node` may read from outside itself: single-segment paths, the expressions of
+/// macro arguments, and `{name}` captures in format strings. Names bound inside `node` (a
+/// closure's parameters, a `let` in a block, a `match` arm's or a `for`'s pattern, an `if let`)
+/// are not reported where they are in scope, so a local whose name only reappears as another
+/// binding is not kept alive. Where a macro's arguments do not parse as expressions, every
+/// identifier in them counts (safe: it can only keep a local longer).
 pub(crate) fn uses<'a, N: VisitNode<'a> + ?Sized>(node: &'a N, out: &mut Vec<Ident>) {
-    let mut collector = Uses { out };
+    let mut collector = Uses { out, bound: vec![Vec::new()] };
     node.visit_with(&mut collector);
 }
 
 struct Uses<'o> {
     out: &'o mut Vec<Ident>,
+    /// Names bound inside the node, innermost scope last.
+    bound: Vec<Vec<String>>,
+}
+
+impl Uses<'_> {
+    fn read(&mut self, ident: &Ident) {
+        let name = ident.to_string();
+        if !self.bound.iter().flatten().any(|bound| *bound == name) {
+            self.out.push(ident.clone());
+        }
+    }
+
+    fn bind(&mut self, pat: &Pat) {
+        let names = bindings(pat).into_iter().map(|(ident, _)| ident.to_string());
+        self.bound.last_mut().expect("a scope").extend(names);
+    }
+
+    fn scoped(&mut self, walk: impl FnOnce(&mut Self)) {
+        self.bound.push(Vec::new());
+        walk(self);
+        self.bound.pop();
+    }
 }
 
 impl<'a> Visit<'a> for Uses<'_> {
@@ -121,13 +156,88 @@ impl<'a> Visit<'a> for Uses<'_> {
         if path.qself.is_none()
             && let Some(ident) = path.path.get_ident()
         {
-            self.out.push(ident.clone());
+            self.read(ident);
         }
         visit::visit_expr_path(self, path);
     }
     fn visit_macro(&mut self, mac: &'a Macro) {
-        token_uses(mac.tokens.clone(), self.out);
+        match mac.parse_body_with(syn::punctuated::Punctuated::<Expr, syn::Token![,]>::parse_terminated) {
+            Ok(args) => {
+                for arg in &args {
+                    if let Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(text), .. }) = arg {
+                        let mut captured = Vec::new();
+                        format_captures(&text.value(), text.span(), &mut captured);
+                        captured.iter().for_each(|ident| self.read(ident));
+                    } else {
+                        self.visit_expr(arg);
+                    }
+                }
+            }
+            Err(_) => {
+                let mut idents = Vec::new();
+                token_uses(mac.tokens.clone(), &mut idents);
+                idents.iter().for_each(|ident| self.read(ident));
+            }
+        }
     }
+    fn visit_block(&mut self, block: &'a syn::Block) {
+        self.scoped(|this| visit::visit_block(this, block));
+    }
+    fn visit_local(&mut self, local: &'a syn::Local) {
+        if let Some(init) = &local.init {
+            self.visit_expr(&init.expr);
+            if let Some((_, diverge)) = &init.diverge {
+                self.visit_expr(diverge);
+            }
+        }
+        self.bind(&local.pat);
+    }
+    fn visit_expr_closure(&mut self, closure: &'a ExprClosure) {
+        self.scoped(|this| {
+            for input in &closure.inputs {
+                this.bind(input);
+            }
+            this.visit_expr(&closure.body);
+        });
+    }
+    fn visit_arm(&mut self, arm: &'a syn::Arm) {
+        self.scoped(|this| {
+            this.bind(&arm.pat);
+            if let Some((_, guard)) = &arm.guard {
+                this.visit_expr(guard);
+            }
+            this.visit_expr(&arm.body);
+        });
+    }
+    fn visit_expr_for_loop(&mut self, for_loop: &'a syn::ExprForLoop) {
+        self.visit_expr(&for_loop.expr);
+        self.scoped(|this| {
+            this.bind(&for_loop.pat);
+            this.visit_block(&for_loop.body);
+        });
+    }
+    fn visit_expr_if(&mut self, expr_if: &'a syn::ExprIf) {
+        self.scoped(|this| {
+            this.visit_expr(&expr_if.cond);
+            for (ident, _) in condition_bindings(&expr_if.cond) {
+                this.bound.last_mut().expect("a scope").push(ident.to_string());
+            }
+            this.visit_block(&expr_if.then_branch);
+        });
+        if let Some((_, otherwise)) = &expr_if.else_branch {
+            self.visit_expr(otherwise);
+        }
+    }
+    fn visit_expr_while(&mut self, expr_while: &'a syn::ExprWhile) {
+        self.scoped(|this| {
+            this.visit_expr(&expr_while.cond);
+            for (ident, _) in condition_bindings(&expr_while.cond) {
+                this.bound.last_mut().expect("a scope").push(ident.to_string());
+            }
+            this.visit_block(&expr_while.body);
+        });
+    }
+    fn visit_item(&mut self, _: &'a Item) {}
 }
 
 /// Identifiers and format-string captures in a macro's tokens.
@@ -173,12 +283,25 @@ pub(crate) fn bindings(pat: &Pat) -> Vec<(Ident, bool)> {
     collector.0
 }
 
+/// The names a `let` pattern binds: as [`bindings`], except that a bare identifier (`let N = ..`,
+/// `let N: u64 = ..`) is a binding whatever its case (a constant there would be a refutable
+/// pattern, which `let` refuses).
+pub(crate) fn let_bindings(pat: &Pat) -> Vec<(Ident, bool)> {
+    match pat {
+        Pat::Ident(ident) if ident.subpat.is_none() => vec![(ident.ident.clone(), ident.mutability.is_some())],
+        Pat::Type(typed) => let_bindings(&typed.pat),
+        other => bindings(other),
+    }
+}
+
 struct Bindings(Vec<(Ident, bool)>);
 
 impl<'a> Visit<'a> for Bindings {
     fn visit_pat_ident(&mut self, pat: &'a syn::PatIdent) {
         let name = pat.ident.to_string();
-        if !name.starts_with(|c: char| c.is_uppercase()) {
+        // `ref N`, `mut N` and `N @ ..` bind whatever the case.
+        let surely = pat.by_ref.is_some() || pat.mutability.is_some() || pat.subpat.is_some();
+        if surely || !name.starts_with(|c: char| c.is_uppercase()) {
             self.0.push((pat.ident.clone(), pat.mutability.is_some()));
         }
         visit::visit_pat_ident(self, pat);

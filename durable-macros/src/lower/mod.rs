@@ -3,7 +3,7 @@
 //! Input: the body of `async fn wf(id: u64) -> Result<u64, E> { let a = step!("a", f(id).await)?; Ok(a) }`
 //! Output (as data, rendered by `expand.rs`):
 //! - labels: `__Start { id }` (transient), `a { a }` (persisted after step `a`);
-//! - arms: `__Start => { <run step a>; let a = __r?; JUMP(a) }`, `a => { return done(Ok(a)) }`;
+//! - arms: `__Start => { <run step a>; let a = __r?; JUMP(a) }`, `a => { return finished(Ok(a)) }`;
 //! - each `JUMP` is a placeholder token filled in once liveness has decided which locals each
 //!   label carries.
 //!
@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+mod attrs;
 mod flow;
 mod liveness;
 mod points;
@@ -39,6 +40,16 @@ pub(crate) struct Binding {
     /// What the binding's initializer borrows from, when it visibly does (`&x`, `"text"`,
     /// `.as_str()`): such a local cannot be stored, and saying so beats a serde error.
     pub(crate) borrows: Option<String>,
+    /// Where a type error about the stored value belongs, when not at `ident` (a `for` loop's
+    /// iterable for the items it has left).
+    pub(crate) at: Option<Span>,
+    /// Declared without a value (`let x: T;`): its type annotation, to declare it again in an
+    /// arm that assigns it without holding it.
+    pub(crate) deferred: Option<TokenStream>,
+    /// Declared without a value and not assigned yet (in source order): not stored at labels.
+    pub(crate) unassigned: bool,
+    /// The user's `let x: T;`, emitted (in place of a placeholder) only in an arm that uses `x`.
+    pub(crate) declaration: Option<TokenStream>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,12 +73,12 @@ impl LabelKind {
 
 pub(crate) struct Label {
     pub(crate) kind: LabelKind,
-    pub(crate) variant: Ident,
-    /// The key of the persisted state in JSON.
+    /// The key of the persisted state in JSON (for a transient label, what it is).
     pub(crate) serde_name: String,
-    pub(crate) doc: String,
     /// Bindings in scope where the label's code starts.
     pub(crate) scope: Vec<BindingId>,
+    /// Bindings declared without a value before the label and not assigned yet.
+    pub(crate) pending: Vec<BindingId>,
     /// The binding that carries a value into the label (`__v`).
     pub(crate) value: Option<BindingId>,
     /// The bindings stored in the label's variant, decided by liveness.
@@ -78,7 +89,7 @@ pub(crate) struct Label {
 pub(crate) struct Arm {
     pub(crate) label: LabelId,
     pub(crate) code: TokenStream,
-    uses: BTreeSet<BindingId>,
+    pub(crate) uses: BTreeSet<BindingId>,
     pub(crate) jumps: Vec<usize>,
     /// Whether the arm can return from the function.
     pub(crate) returns: bool,
@@ -109,6 +120,8 @@ enum Cont {
 
 /// The body, lowered.
 pub(crate) struct Lowered {
+    /// Items declared in the body (`use`, `const`, `fn`, `struct`, ..), hoisted before the machine.
+    pub(crate) items: Vec<syn::Item>,
     pub(crate) bindings: Vec<Binding>,
     pub(crate) labels: Vec<Label>,
     pub(crate) arms: Vec<Arm>,
@@ -124,6 +137,7 @@ struct LoopCtx {
 }
 
 pub(crate) struct Lowerer {
+    items: Vec<syn::Item>,
     bindings: Vec<Binding>,
     labels: Vec<Label>,
     arms: Vec<Arm>,
@@ -150,6 +164,7 @@ enum Form {
 /// Lowers `body`, whose inputs bind `params`.
 pub(crate) fn lower(params: &[Pat], body: &syn::Block, errors: Errors) -> (Lowered, Errors) {
     let mut lowerer = Lowerer {
+        items: Vec::new(),
         bindings: Vec::new(),
         labels: Vec::new(),
         arms: Vec::new(),
@@ -167,12 +182,12 @@ pub(crate) fn lower(params: &[Pat], body: &syn::Block, errors: Errors) -> (Lower
             lowerer.bind(ident, mutable);
         }
     }
-    let start = lowerer.new_label(LabelKind::Start, format_ident!("__Start"), " the start of the function".into());
+    let start = lowerer.new_label(LabelKind::Start, "the start of the function".into());
     lowerer.start_arm(start);
     let code = lowerer.stmts(&body.stmts, Cont::Return);
     lowerer.arms[0].code = code;
-    let Lowerer { bindings, labels, arms, jumps, points, errors, .. } = lowerer;
-    let mut lowered = Lowered { bindings, labels, arms, jumps, points, start };
+    let Lowerer { items, bindings, labels, arms, jumps, points, errors, .. } = lowerer;
+    let mut lowered = Lowered { items, bindings, labels, arms, jumps, points, start };
     lowered.prune_unreachable();
     lowered.liveness();
     (lowered, errors)
@@ -182,12 +197,32 @@ impl Lowerer {
     // ---------------------------------------------------------------- bookkeeping
 
     fn bind(&mut self, ident: Ident, mutable: bool) -> BindingId {
-        self.push_binding(Binding { ident, mutable, hidden: false, ty: None, borrows: None })
+        self.push_binding(Binding {
+            ident,
+            mutable,
+            hidden: false,
+            ty: None,
+            borrows: None,
+            at: None,
+            deferred: None,
+            unassigned: false,
+            declaration: None,
+        })
     }
 
     fn bind_hidden(&mut self, name: &str, mutable: bool, ty: Option<TokenStream>) -> BindingId {
         let ident = Ident::new(name, Span::mixed_site());
-        self.push_binding(Binding { ident, mutable, hidden: true, ty, borrows: None })
+        self.push_binding(Binding {
+            ident,
+            mutable,
+            hidden: true,
+            ty,
+            borrows: None,
+            at: None,
+            deferred: None,
+            unassigned: false,
+            declaration: None,
+        })
     }
 
     fn push_binding(&mut self, binding: Binding) -> BindingId {
@@ -219,18 +254,9 @@ impl Lowerer {
         self.note_uses(idents);
     }
 
-    fn new_label(&mut self, kind: LabelKind, variant: Ident, doc: String) -> LabelId {
-        let scope = self.visible();
-        self.labels.push(Label {
-            kind,
-            serde_name: variant.to_string(),
-            variant,
-            doc,
-            scope,
-            value: None,
-            live: Vec::new(),
-            reachable: false,
-        });
+    fn new_label(&mut self, kind: LabelKind, serde_name: String) -> LabelId {
+        let (pending, scope) = self.visible().into_iter().partition(|&id| self.bindings[id].unassigned);
+        self.labels.push(Label { kind, serde_name, scope, pending, value: None, live: Vec::new(), reachable: false });
         self.labels.len() - 1
     }
 
@@ -269,7 +295,7 @@ impl Lowerer {
             Cont::Return => {
                 self.arms[self.arm].returns = true;
                 let value = value.unwrap_or_else(|| q!(()));
-                q!(return ::durable_core::__private::done(#value);)
+                q!(return ::durable_core::__private::finished(#value);)
             }
             Cont::Jump(label) if self.labels[label].value.is_some() => {
                 let value = value.unwrap_or_else(|| q!(()));
@@ -294,8 +320,7 @@ impl Lowerer {
     fn join(&mut self, value: bool, doc: &str) -> LabelId {
         self.scope.push(Vec::new());
         let carried = value.then(|| self.bind_hidden("__v", false, None));
-        let n = self.labels.len();
-        let label = self.new_label(LabelKind::Join, format_ident!("Join{}", n), doc.to_owned());
+        let label = self.new_label(LabelKind::Join, doc.to_owned());
         self.labels[label].value = carried;
         self.scope.pop();
         label
@@ -305,6 +330,11 @@ impl Lowerer {
 /// `&Self::__FACTS.points[i]`.
 pub(crate) fn point_ref(index: usize) -> TokenStream {
     q!(&Self::__DURABLE_FACTS.points[#index])
+}
+
+/// A placeholder for the declaration of binding `id` (declared without a value).
+pub(crate) fn declaration_placeholder(id: BindingId) -> Ident {
+    format_ident!("__durable_decl_{}", id)
 }
 
 pub(crate) fn jump_placeholder(index: usize) -> Ident {

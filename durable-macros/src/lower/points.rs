@@ -1,10 +1,9 @@
 //! Suspension points: the code that runs a `step!`/`wait!` and the checkpoint after it.
 
 use proc_macro2::TokenStream;
-use quote::format_ident;
 use syn::{Expr, Ident, Stmt};
 
-use super::rewrite::take_first_point;
+use super::rewrite::{name_value, take_first_point};
 use super::{BindingId, Cont, Form, LabelId, LabelKind, Lowerer, Point, Then, point_ref};
 use crate::parse::{self, Kind, PointCall};
 use crate::scan::{self, has_point};
@@ -27,10 +26,17 @@ impl Lowerer {
         let point = self.new_point(call);
         let then: Then<'a> = Box::new(move |this: &mut Lowerer| {
             if has_point(&remainder) {
-                // More points follow in the same expression: keep the value across a checkpoint.
-                return this.checkpoint_then(point, kind, Some(q!(__r)), move |this| {
+                // More points follow in the same expression: keep the value across a checkpoint,
+                // under a name of its own (the next point's value is `__r` again).
+                let ident = Ident::new(&format!("__durable_p{point}"), proc_macro2::Span::mixed_site());
+                let mut remainder = remainder;
+                // `step!(..)?` applies its `?` before the checkpoint, as plain Rust would before
+                // evaluating what follows.
+                let carry = if name_value(&mut remainder, &ident) { q!(__r?) } else { q!(__r) };
+                return this.checkpoint_then(point, kind, Some(carry), move |this| {
+                    this.bind_hidden(&ident.to_string(), false, None);
                     let code = this.resume_form(&remainder, form, rest, k);
-                    q!(let __r = __v; #code)
+                    q!(let #ident = __v; #code)
                 });
             }
             match form {
@@ -92,10 +98,7 @@ impl Lowerer {
         let name = self.points[point].call.name.value();
         self.scope.push(Vec::new());
         let value = carry.is_some().then(|| self.bind_hidden("__v", false, None));
-        let variant = point_variant(&name, point, false);
-        let doc = format!(" after `{name}`");
-        let label = self.new_label(LabelKind::Point { point, waiting: false }, variant, doc);
-        self.labels[label].serde_name = name.clone();
+        let label = self.new_label(LabelKind::Point { point, waiting: false }, name.clone());
         self.labels[label].value = value;
         self.points[point].after = Some(label);
         let code = self.jump(label, carry);
@@ -146,27 +149,7 @@ impl Lowerer {
                 };
                 let body = self.plain_expr(call.body.as_ref().expect("a step has a body"));
                 let then = then(self);
-                q! {
-                    // Step `name`: ask the host, run the body, report its outcome.
-                    let __policy = #policy;
-                    let __r = match ::durable_core::__private::step_begin(__host, #facts, &__policy).await {
-                        ::core::result::Result::Ok(::core::option::Option::None) => {
-                            let __out = ::durable_core::__private::step_output(#body);
-                            ::durable_core::__private::step_end(__host, #facts, &__policy, __out).await
-                        }
-                        ::core::result::Result::Ok(::core::option::Option::Some(__e)) => {
-                            ::core::result::Result::Ok(::core::result::Result::Err(__e))
-                        }
-                        ::core::result::Result::Err(__p) => ::core::result::Result::Err(__p),
-                    };
-                    let __r = match __r {
-                        ::core::result::Result::Ok(__r) => __r,
-                        ::core::result::Result::Err(__p) => {
-                            return ::core::result::Result::Ok(::durable_core::__private::pause(__p));
-                        }
-                    };
-                    #then
-                }
+                step_tokens(&facts, &policy, &body, then)
             }
             Kind::Sleep => {
                 let duration = self.plain_expr(call.duration.as_ref().expect("a timer has a duration"));
@@ -181,13 +164,7 @@ impl Lowerer {
                 self.arm_for(label, |this| {
                     this.arms[this.arm].uses.insert(wake);
                     let then = then(this);
-                    q! {
-                        if !::durable_core::__private::sleep_due(__host, #facts, __wake_at) {
-                            return ::core::result::Result::Ok(::durable_core::Exit::Suspended);
-                        }
-                        let __r = ();
-                        #then
-                    }
+                    sleep_tokens(&facts, then)
                 });
                 start
             }
@@ -210,18 +187,7 @@ impl Lowerer {
                 self.arm_for(label, |this| {
                     this.arms[this.arm].uses.insert(deadline);
                     let then = then(this);
-                    let received = if with_timeout {
-                        q!(::core::option::Option::Some(__r) => __r,)
-                    } else {
-                        q!(::core::option::Option::Some(::core::result::Result::Ok(__r)) => __r,)
-                    };
-                    q! {
-                        let __r = match ::durable_core::__private::event_poll(__host, #facts, __deadline) {
-                            #received
-                            _ => return ::core::result::Result::Ok(::durable_core::Exit::Suspended),
-                        };
-                        #then
-                    }
+                    event_tokens(&facts, with_timeout, then)
                 });
                 start
             }
@@ -240,10 +206,8 @@ impl Lowerer {
         let id = self.bind_hidden(field, false, Some(ty));
         let mut code = init(&self.bindings[id].ident.clone());
         let is_event = self.points[point].call.kind == Kind::Event;
-        let variant = point_variant(&name, point, is_event);
-        let doc = if is_event { format!(" waiting for event `{name}`") } else { format!(" waiting on timer `{name}`") };
-        let label = self.new_label(LabelKind::Point { point, waiting: true }, variant, doc);
-        self.labels[label].serde_name = if is_event { format!("{name}:waiting") } else { name };
+        let key = if is_event { format!("{name}:waiting") } else { name };
+        let label = self.new_label(LabelKind::Point { point, waiting: true }, key);
         code.extend(self.jump(label, None));
         (code, label, id)
     }
@@ -264,27 +228,59 @@ impl Lowerer {
     }
 }
 
-/// A variant name for the state of a point: `ship_order` -> `ShipOrder`.
-fn point_variant(name: &str, index: usize, waiting: bool) -> Ident {
-    let mut camel = String::new();
-    let mut upper = true;
-    for c in name.chars() {
-        if c.is_alphanumeric() {
-            if upper {
-                camel.extend(c.to_uppercase());
-            } else {
-                camel.push(c);
+// The code of each kind of point is built apart from the lowering that recurses through it: in
+// a debug build of this crate, a function holding these `quote!`s has a large frame, and the
+// lowering of a straight-line body goes one level deeper per point (rustc's stack overflowed at
+// 400 points when the frames were one).
+
+#[inline(never)]
+fn step_tokens(facts: &TokenStream, policy: &TokenStream, body: &TokenStream, then: TokenStream) -> TokenStream {
+    q! {
+        // Step `name`: ask the host, run the body, report its outcome.
+        let __policy = #policy;
+        let __r = match ::durable_core::__private::step_begin(__host, #facts, &__policy).await {
+            ::core::result::Result::Ok(::core::option::Option::None) => {
+                let __out = ::durable_core::__private::step_output(#body);
+                ::durable_core::__private::step_end(__host, #facts, &__policy, __out).await
             }
-            upper = false;
-        } else {
-            upper = true;
+            ::core::result::Result::Ok(::core::option::Option::Some(__e)) => {
+                ::core::result::Result::Ok(::core::result::Result::Err(__e))
+            }
+            ::core::result::Result::Err(__p) => ::core::result::Result::Err(__p),
+        };
+        let __r = match __r {
+            ::core::result::Result::Ok(__r) => __r,
+            ::core::result::Result::Err(__p) => {
+                return ::durable_core::__private::exit(::durable_core::__private::pause(__p));
+            }
+        };
+        #then
+    }
+}
+
+#[inline(never)]
+fn sleep_tokens(facts: &TokenStream, then: TokenStream) -> TokenStream {
+    q! {
+        if !::durable_core::__private::sleep_due(__host, #facts, __wake_at) {
+            return ::durable_core::__private::exit(::durable_core::Exit::Suspended);
         }
+        let __r = ();
+        #then
     }
-    if !camel.starts_with(|c: char| c.is_alphabetic()) || !camel.is_ascii() {
-        camel = format!("Point{index}{}", camel.replace(|c: char| !c.is_ascii_alphanumeric(), ""));
+}
+
+#[inline(never)]
+fn event_tokens(facts: &TokenStream, with_timeout: bool, then: TokenStream) -> TokenStream {
+    let received = if with_timeout {
+        q!(::core::option::Option::Some(__r) => __r,)
+    } else {
+        q!(::core::option::Option::Some(::core::result::Result::Ok(__r)) => __r,)
+    };
+    q! {
+        let __r = match ::durable_core::__private::event_poll(__host, #facts, __deadline) {
+            #received
+            _ => return ::durable_core::__private::exit(::durable_core::Exit::Suspended),
+        };
+        #then
     }
-    if waiting {
-        camel.push_str("Waiting");
-    }
-    format_ident!("{}", camel)
 }

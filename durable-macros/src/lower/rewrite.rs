@@ -40,7 +40,15 @@ pub(super) fn take_first_point(expr: &mut Expr) -> Option<Macro> {
             Some(mac)
         }
         Expr::Try(e) => take_first_point(&mut e.expr),
-        Expr::MethodCall(e) => take_first_point(&mut e.receiver),
+        Expr::MethodCall(e) => {
+            if has_point(&*e.receiver) {
+                take_first_point(&mut e.receiver)
+            } else if is_pure(&e.receiver) {
+                first_of(e.args.iter_mut())
+            } else {
+                None
+            }
+        }
         Expr::Field(e) => take_first_point(&mut e.base),
         Expr::Paren(e) => take_first_point(&mut e.expr),
         Expr::Await(e) => take_first_point(&mut e.base),
@@ -70,6 +78,33 @@ pub(super) fn take_first_point(expr: &mut Expr) -> Option<Macro> {
     }
 }
 
+/// Replaces the `__r` that [`take_first_point`] left in `expr` with `ident`, and `__r?` with
+/// `ident` too; returns whether it was `__r?` (the caller then applies the `?`).
+pub(super) fn name_value(expr: &mut Expr, ident: &syn::Ident) -> bool {
+    struct Name<'a> {
+        ident: &'a syn::Ident,
+        tried: bool,
+    }
+    fn is_r(expr: &Expr) -> bool {
+        matches!(expr, Expr::Verbatim(tokens) if tokens.to_string() == "__r")
+    }
+    impl VisitMut for Name<'_> {
+        fn visit_expr_mut(&mut self, expr: &mut Expr) {
+            let tried = matches!(expr, Expr::Try(e) if is_r(&e.expr));
+            if tried || is_r(expr) {
+                self.tried |= tried;
+                let path = self.ident.clone().into();
+                *expr = Expr::Path(syn::ExprPath { attrs: Vec::new(), qself: None, path });
+            } else {
+                visit_mut::visit_expr_mut(self, expr);
+            }
+        }
+    }
+    let mut name = Name { ident, tried: false };
+    name.visit_expr_mut(expr);
+    name.tried
+}
+
 /// The first point among expressions evaluated in order, if all before it are pure.
 fn first_of<'a>(exprs: impl Iterator<Item = &'a mut Expr>) -> Option<Macro> {
     for expr in exprs {
@@ -83,11 +118,13 @@ fn first_of<'a>(exprs: impl Iterator<Item = &'a mut Expr>) -> Option<Macro> {
     None
 }
 
-/// An expression without effects: a path, a literal, a field of one, a reference to one.
+/// An expression without effects: a path, a literal, a field of one, a reference to one, an
+/// element of one (`v[0]`).
 fn is_pure(expr: &Expr) -> bool {
     match expr {
         Expr::Path(_) | Expr::Lit(_) => true,
         Expr::Field(e) => is_pure(&e.base),
+        Expr::Index(e) => is_pure(&e.expr) && is_pure(&e.index),
         Expr::Reference(e) => is_pure(&e.expr),
         Expr::Paren(e) => is_pure(&e.expr),
         _ => false,
