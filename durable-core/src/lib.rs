@@ -36,7 +36,8 @@
 //!   and retries, many workers on PostgreSQL, testing, inspecting executions.
 //! - [`durable`](macro@durable): everything the attribute accepts, and what it refuses and why.
 //! - [`Engine`] and [`Worker`]: starting, signalling and running executions.
-//! - [`store`]: the [`Store`] trait and its backends.
+//! - [`store`]: the [`Store`] trait, its backends, and [`AnyStore`](store::AnyStore): the store
+//!   a URL in configuration names (`sqlite:app.db`, `postgres://...`, `memory:`).
 //! - [`testing`]: a virtual clock, crashes on demand and deterministic logs.
 //!
 //! # Feature flags
