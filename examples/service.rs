@@ -9,10 +9,11 @@
 //! curl localhost:3000/orders/o-42    # succeeded, with the shipment as its result
 //! ```
 //!
-//! `DURABLE_STORE` picks the store (`sqlite:PATH?mode=rwc`, `memory:`,
-//! `postgres://...?schema=NAME` in a build with the `postgres` feature of durable-core) and
-//! `ADDR` the address. Ctrl-C stops it gracefully: requests in flight are answered and
-//! running executions reach their next checkpoint and release their lease.
+//! `DURABLE_STORE` picks the store (`sqlite:PATH?mode=rwc`, `memory:`, or
+//! `postgres://...?schema=NAME` with `cargo run --example service --features
+//! durable-core/postgres`) and `ADDR` the address. Ctrl-C stops it gracefully: requests in
+//! flight are answered and running executions reach their next checkpoint and release their
+//! lease.
 
 use durable_core::Engine;
 use durable_core::store::AnyStore;

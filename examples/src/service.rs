@@ -134,7 +134,7 @@ async fn order_status(State(engine): State<OrderEngine>, Path(id): Path<String>)
         "waiting_for": status.waiting_for,
         "state": parse(record.snapshot.as_ref().map(|snapshot| snapshot.state.as_str())),
         "result": parse(record.output.as_deref()),
-        "updated_at": status.updated_at.to_string(),
+        "updated_at": durable_core::render::utc(status.updated_at),
     });
     reply(StatusCode::OK, body)
 }

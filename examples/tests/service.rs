@@ -91,6 +91,7 @@ async fn start_pay_and_read_an_order_over_http() {
     let done = until(addr, "o-1", |order| order["status"] != "suspended").await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["point"], "ship_order");
+    assert!(done["updated_at"].as_str().is_some_and(|at| at.starts_with("20") && at.ends_with('Z')), "{done}");
     assert_eq!(done["result"]["Ok"]["tracking"], shipped.tracking, "{done}");
     let (status, _) = call(addr, Method::POST, "/orders/o-1/payment", Some(json!({ "amount": 1 }))).await;
     assert_eq!(status, StatusCode::CONFLICT, "a finished order takes no more payments");

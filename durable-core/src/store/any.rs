@@ -21,7 +21,8 @@ use crate::time::{SharedClock, Timestamp};
 ///
 /// The variants of the backends that were not built are absent, and the enum is
 /// `#[non_exhaustive]`, so a `match` on it needs a `_` arm: another crate in the build may
-/// turn on a backend's feature.
+/// turn on a backend's feature. Match on it to reach what only one backend has, such as
+/// `PostgresStore::listen` for a worker's `wake_on`.
 ///
 /// ```
 /// use durable_core::prelude::*;
