@@ -88,9 +88,9 @@ impl AnyStore {
     ///   ([`SqliteStore::open_or_create`]) and `mode=ro` opens it read-only
     ///   ([`SqliteStore::open_read_only`]). `synchronous=full` (the default) or
     ///   `synchronous=normal` sets [`SqliteOptions::synchronous`]. Needs the `sqlite` feature.
-    /// - `postgres://...` or `postgresql://...` — a [`PostgresStore`] connected with
-    ///   [`PostgresStore::connect_with`] to that database; a `schema=NAME` query parameter
-    ///   sets [`PostgresOptions::schema`] (default `durable`), the other parameters are
+    /// - `postgres://...` or `postgresql://...` — a `PostgresStore` connected with
+    ///   `PostgresStore::connect_with` to that database; a `schema=NAME` query parameter
+    ///   sets `PostgresOptions::schema` (default `durable`), the other parameters are
     ///   PostgreSQL's own. Needs the `postgres` feature.
     ///
     /// To set other options, open the store yourself and convert it: `AnyStore::from(store)`.
