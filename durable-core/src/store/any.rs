@@ -155,6 +155,7 @@ fn shown(text: &str) -> String {
 }
 
 /// `key=value` pairs of a URL's query.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
     query.split('&').filter(|pair| !pair.is_empty()).map(|pair| pair.split_once('=').unwrap_or((pair, "")))
 }
