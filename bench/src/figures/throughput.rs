@@ -209,6 +209,10 @@ mod tests {
         copy_store(&template, &path).unwrap();
         let sample = rt.block_on(run_all(&path, 20, 512, 8)).unwrap();
         assert_eq!(sample.executions, 20);
+        // Row 3y: the same through AnyStore, which checks that all 20 succeeded.
+        let any = dir.join("any.db");
+        copy_store(&template, &any).unwrap();
+        assert_eq!(rt.block_on(run_all_any(&any, 20, 512, 8)).unwrap().executions, 20);
         drop(rt);
         std::fs::remove_dir_all(&dir).unwrap();
     }
