@@ -29,13 +29,28 @@
 //! assert_eq!(result, Ok("o-1: charged 30".to_string()));
 //! # });
 //! ```
-
+//!
+//! # Where to read on
+//!
+//! - [`manual`]: the user's manual (the README): writing workflows, running executions, events
+//!   and retries, many workers on PostgreSQL, testing, inspecting executions.
+//! - [`durable`](macro@durable): everything the attribute accepts, and what it refuses and why.
+//! - [`Engine`] and [`Worker`]: starting, signalling and running executions.
+//! - [`store`]: the [`Store`] trait, its backends, and [`AnyStore`](store::AnyStore): the store
+//!   a URL in configuration names (`sqlite:app.db`, `postgres://...`, `memory:`).
+//! - [`testing`]: a virtual clock, crashes on demand and deterministic logs.
+//!
+//! # Feature flags
+//!
+//! Items that need a feature say so in their docs.
+#![doc = document_features::document_features!()]
+// `doc_cfg` marks every feature-gated item with the features it needs (on docs.rs, built with
+// `--cfg docsrs`), without a `doc(cfg(..))` on each.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-// The README's examples are compiled and run as doctests.
-#[cfg(doctest)]
+/// The user's manual: the repository's README, whose examples run as doctests.
 #[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;
+pub mod manual {}
 
 mod error;
 mod facts;
@@ -73,8 +88,8 @@ pub use crate::workflow::{
     Edge, Entry, Exit, Node, PointFacts, PointKind, Snapshot, StateError, Workflow, WorkflowFacts,
 };
 
-/// Turns an `async fn` into a durable workflow. See the [crate docs](crate).
 #[cfg(feature = "macros")]
+#[doc = include_str!("docs/durable.md")]
 pub use durable_macros::durable;
 
 /// Everything a workflow file needs: `use durable_core::prelude::*;`.
@@ -121,4 +136,35 @@ macro_rules! wait {
             "`wait!` can only be used inside a `#[durable]` async fn: add `#[durable]` to the function"
         )
     };
+}
+
+#[cfg(test)]
+mod tests {
+    /// The README is the manual of the crate docs, and every Rust example in it is compiled by
+    /// `cargo test --doc` (rustdoc treats an untagged block as Rust, so it must compile too).
+    #[test]
+    fn readme_is_the_manual_and_its_examples_are_doctests() {
+        let lib = include_str!("lib.rs");
+        assert!(lib.contains("#[doc = include_str!(\"../../README.md\")]\npub mod manual {}"));
+        let readme = include_str!("../../README.md");
+        let mut open = false;
+        let mut rust = 0;
+        for (number, line) in readme.lines().enumerate() {
+            let Some(info) = line.trim_start().strip_prefix("```") else { continue };
+            open = !open;
+            if !open {
+                continue;
+            }
+            let tags: Vec<&str> = info.split(',').map(str::trim).collect();
+            let is_rust = tags[0].is_empty() || tags[0] == "rust";
+            assert!(
+                !is_rust || !tags.contains(&"ignore"),
+                "README.md:{}: a Rust example that never compiles",
+                number + 1
+            );
+            rust += usize::from(is_rust);
+        }
+        assert!(!open, "README.md has an unclosed code block");
+        assert!(rust >= 5, "README.md has only {rust} Rust examples");
+    }
 }

@@ -25,7 +25,8 @@ mod scan;
 
 use proc_macro::TokenStream;
 
-/// Turns an `async fn` into a durable workflow. See `durable_core` for the full documentation.
+/// Implemented in the `durable-macros` crate: use it through `durable_core::durable`, which
+/// re-exports it beside `step!` and `wait!` and documents every option, with examples.
 #[proc_macro_attribute]
 pub fn durable(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::durable(args.into(), item.into()).into()

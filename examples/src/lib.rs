@@ -1,3 +1,4 @@
 //! Example workflows for durable, shared by the runnable examples and the test suites.
 
 pub mod order;
+pub mod service;

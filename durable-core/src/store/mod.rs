@@ -9,8 +9,11 @@
 //! Workers find work with [`Store::claim_due`], which hands each due execution to one worker at
 //! a time under a lease.
 //!
-//! Backends: [`MemoryStore`] (tests, tools) and, with the `sqlite` feature, `SqliteStore` (the
-//! embedded default). Every backend passes the same conformance suite.
+//! Backends: [`MemoryStore`] (tests, tools), with the `sqlite` feature `SqliteStore` (the
+//! embedded default) and with the `postgres` feature `PostgresStore` (many workers on many
+//! machines). Every backend passes the same conformance suite. [`AnyStore`] is any of them,
+//! chosen at run time from a URL (`sqlite:app.db`, `postgres://...`, `memory:`), for an
+//! application that takes its store from configuration.
 //!
 //! ```
 //! use durable_core::Timestamp;
@@ -35,6 +38,7 @@ use std::time::Duration;
 
 use crate::time::{SharedClock, Timestamp};
 
+mod any;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod columns;
 mod error;
@@ -48,6 +52,7 @@ mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 
+pub use self::any::AnyStore;
 pub use self::error::{ParseNameError, StoreError};
 pub use self::memory::MemoryStore;
 #[cfg(feature = "postgres")]
