@@ -146,9 +146,15 @@ impl<S: Store> Worker<S> {
         let shared = Arc::clone(self.shared());
         let wake = self.wake.clone();
         tokio::pin!(shutdown);
+        // A claim is a store transaction: while the worker is busy, it claims once an eighth of
+        // its slots are free rather than at every run that ends (one claim per finished run
+        // would cost as many transactions as runs); new work announced, a poll or an idle
+        // worker claims at once.
+        let worth = (self.concurrency / 8).max(1);
+        let mut announced = true;
         loop {
             let free = self.concurrency.saturating_sub(tasks.len());
-            if free > 0 {
+            if free > 0 && (announced || free >= worth || tasks.is_empty()) {
                 match self.claim(free).await {
                     Ok(claimed) => {
                         let full = claimed.len() == free;
@@ -163,13 +169,19 @@ impl<S: Store> Worker<S> {
                     Err(error) => tracing::warn!(%error, "worker {} cannot claim work; trying again", self.name),
                 }
             }
-            tokio::select! {
+            announced = tokio::select! {
                 () = &mut shutdown => break,
-                Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => report_panic(joined, &mut ids),
-                () = shared.work.notified() => {}
-                () = async { if let Some(wake) = &wake { wake.wait().await } }, if wake.is_some() => {}
-                () = tokio::time::sleep(shared.poll_interval) => {}
-            }
+                Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    report_panic(joined, &mut ids);
+                    while let Some(joined) = tasks.try_join_next_with_id() {
+                        report_panic(joined, &mut ids);
+                    }
+                    false
+                }
+                () = shared.work.notified() => true,
+                () = async { if let Some(wake) = &wake { wake.wait().await } }, if wake.is_some() => true,
+                () = tokio::time::sleep(shared.poll_interval) => true,
+            };
         }
         stop.store(true, Ordering::Relaxed);
         while let Some(joined) = tasks.join_next_with_id().await {
