@@ -20,7 +20,7 @@ pub(super) async fn execute<S: Store>(
 ) -> Result<(), CliError> {
     let text = match command {
         Command::List { workflow, status, limit } => {
-            let filter = ListFilter { workflow: workflow.clone(), status: *status, limit: *limit };
+            let filter = ListFilter { workflow: workflow.clone(), status: *status, limit: *limit, parent: None };
             list(store, filter, json).await?
         }
         Command::Show { id, events } => {

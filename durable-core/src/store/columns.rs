@@ -93,11 +93,14 @@ pub(crate) trait Columns {
 pub(crate) const RECORD_COLUMNS: &str = "id, workflow, status, input, snapshot_point, \
     snapshot_fingerprint, snapshot_state, output, wake_at, step_point, step_attempt, \
     step_started, step_retry_at, waiting_for, version, lease_owner, lease_until, created_at, \
-    updated_at, lease_epoch";
+    updated_at, lease_epoch, parent_id";
 
 /// The index of `lease_epoch` in [`RECORD_COLUMNS`]: the epoch of the execution's last claim,
 /// kept when its lease is released so that the next claim takes the next epoch.
 pub(crate) const EPOCH_COLUMN: usize = 19;
+
+/// The index of `parent_id` in [`RECORD_COLUMNS`], the last of them.
+pub(crate) const PARENT_COLUMN: usize = 20;
 
 /// Decodes a row of [`RECORD_COLUMNS`] whose id (column 0) `r` already names.
 pub(crate) fn decode_record(r: &impl Columns) -> Result<ExecutionRecord, StoreError> {
@@ -136,6 +139,7 @@ pub(crate) fn decode_record(r: &impl Columns) -> Result<ExecutionRecord, StoreEr
         lease,
         created_at: r.time(17, "created_at")?,
         updated_at: r.time(18, "updated_at")?,
+        parent: r.opt_text(PARENT_COLUMN, "parent_id")?,
         id,
     })
 }

@@ -21,8 +21,10 @@ use super::{
 };
 use crate::time::{ManualClock, SharedClock, Timestamp};
 
+mod children;
 mod claims;
 
+pub use self::children::{commit_notifies_other_executions, commit_spawns_children, refused_commit_spawns_nothing};
 pub use self::claims::{
     claim_one_rules, claim_order_and_limit, concurrent_claimers_never_share, expired_lease_is_reclaimable,
     lease_renew_and_release, lease_runs_from_the_grant, same_owner_reclaim_fences_the_old_claim, suspended_due_rules,
@@ -65,6 +67,9 @@ macro_rules! conformance_tests {
             list_filters_and_order,
             history_keeps_order_and_fields,
             workflow_registrations,
+            commit_spawns_children,
+            refused_commit_spawns_nothing,
+            commit_notifies_other_executions,
         );
     };
     (@each (sync $fresh:path); $($check:ident,)*) => {

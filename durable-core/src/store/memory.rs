@@ -76,6 +76,59 @@ impl Entry {
         self.inbox.retain(|event| !commit.consume.contains(&event.seq));
         Ok(self.record.clone())
     }
+
+    /// Appends an event to the inbox, as [`Store::send_keyed_event`] documents.
+    fn send(&mut self, name: &str, payload: &str, key: Option<&str>, now: Timestamp) -> Result<Sent, StoreError> {
+        if self.record.status.is_terminal() {
+            return Err(StoreError::Terminal(self.record.id.clone()));
+        }
+        if let Some(seq) = key.and_then(|key| self.keys.get(key)) {
+            return Ok(Sent::Duplicate(*seq));
+        }
+        let seq = self.next_inbox_seq;
+        self.next_inbox_seq += 1;
+        if let Some(key) = key {
+            self.keys.insert(key.to_owned(), seq);
+        }
+        self.inbox.push(InboxEvent { seq, name: name.to_owned(), payload: payload.to_owned(), at: now });
+        Ok(Sent::New(seq))
+    }
+}
+
+/// Creates `new` in `state` unless an execution of its id exists.
+fn create_in(state: &mut HashMap<String, Entry>, new: NewExecution) -> Created {
+    if let Some(entry) = state.get(&new.id) {
+        return Created::Existing(entry.record.clone());
+    }
+    let (record, started) = new_record(&new);
+    let entry = Entry {
+        record: record.clone(),
+        history: vec![started],
+        inbox: Vec::new(),
+        next_inbox_seq: 1,
+        epoch: 0,
+        keys: HashMap::new(),
+    };
+    state.insert(new.id, entry);
+    Created::New(record)
+}
+
+/// Checks and applies `commit` with the executions it spawns and the notices it delivers.
+fn commit_in(state: &mut HashMap<String, Entry>, commit: &Commit) -> Result<ExecutionRecord, StoreError> {
+    let record = match state.get_mut(&commit.id) {
+        Some(entry) => entry.commit(commit)?,
+        None => return Err(StoreError::NotFound(commit.id.clone())),
+    };
+    for new in &commit.spawn {
+        create_in(state, new.clone());
+    }
+    for notice in &commit.notify {
+        if let Some(entry) = state.get_mut(&notice.to) {
+            // An unknown or finished execution waits for nothing: the notice is dropped.
+            let _ = entry.send(&notice.name, &notice.payload, notice.key.as_deref(), commit.now);
+        }
+    }
+    Ok(record)
 }
 
 impl MemoryStore {
@@ -100,21 +153,7 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     async fn create(&self, new: NewExecution) -> Result<Created, StoreError> {
-        let mut state = self.lock();
-        if let Some(entry) = state.get(&new.id) {
-            return Ok(Created::Existing(entry.record.clone()));
-        }
-        let (record, started) = new_record(&new);
-        let entry = Entry {
-            record: record.clone(),
-            history: vec![started],
-            inbox: Vec::new(),
-            next_inbox_seq: 1,
-            epoch: 0,
-            keys: HashMap::new(),
-        };
-        state.insert(new.id, entry);
-        Ok(Created::New(record))
+        Ok(create_in(&mut self.lock(), new))
     }
 
     async fn load(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
@@ -122,19 +161,12 @@ impl Store for MemoryStore {
     }
 
     async fn commit(&self, commit: Commit) -> Result<ExecutionRecord, StoreError> {
-        self.with_entry(&commit.id, |entry| entry.commit(&commit))
+        commit_in(&mut self.lock(), &commit)
     }
 
     async fn commit_batch(&self, commits: Vec<Commit>) -> Result<Vec<Result<ExecutionRecord, StoreError>>, StoreError> {
         let mut state = self.lock();
-        let results = commits
-            .iter()
-            .map(|commit| match state.get_mut(&commit.id) {
-                Some(entry) => entry.commit(commit),
-                None => Err(StoreError::NotFound(commit.id.clone())),
-            })
-            .collect();
-        Ok(results)
+        Ok(commits.iter().map(|commit| commit_in(&mut state, commit)).collect())
     }
 
     async fn claim_due(
@@ -202,22 +234,7 @@ impl Store for MemoryStore {
         key: Option<&str>,
         now: Timestamp,
     ) -> Result<Sent, StoreError> {
-        self.with_entry(id, |entry| {
-            if entry.record.status.is_terminal() {
-                return Err(StoreError::Terminal(id.to_owned()));
-            }
-            if let Some(seq) = key.and_then(|key| entry.keys.get(key)) {
-                return Ok(Sent::Duplicate(*seq));
-            }
-            let seq = entry.next_inbox_seq;
-            entry.next_inbox_seq += 1;
-            if let Some(key) = key {
-                entry.keys.insert(key.to_owned(), seq);
-            }
-            let event = InboxEvent { seq, name: name.to_owned(), payload: payload.to_owned(), at: now };
-            entry.inbox.push(event);
-            Ok(Sent::New(seq))
-        })
+        self.with_entry(id, |entry| entry.send(name, payload, key, now))
     }
 
     async fn inbox(&self, id: &str) -> Result<Vec<InboxEvent>, StoreError> {
@@ -235,6 +252,7 @@ impl Store for MemoryStore {
             .map(|entry| &entry.record)
             .filter(|record| filter.workflow.as_ref().is_none_or(|w| *w == record.workflow))
             .filter(|record| filter.status.is_none_or(|s| s == record.status))
+            .filter(|record| filter.parent.is_none() || filter.parent == record.parent)
             .cloned()
             .collect();
         records.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));

@@ -59,7 +59,7 @@ pub use self::memory::MemoryStore;
 pub use self::postgres::{PostgresOptions, PostgresStore, WorkListener};
 pub use self::record::{
     Commit, Created, EventKind, ExecutionId, ExecutionRecord, HistoryEvent, InboxEvent, Lease, LeaseToken, ListFilter,
-    NewExecution, Sent, Snapshot, Status, StepRecord, WorkflowInfo,
+    NewExecution, Notice, Sent, Snapshot, Status, StepRecord, WorkflowInfo,
 };
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteOptions, SqliteStore, Synchronous};
@@ -118,7 +118,10 @@ pub trait Store: Send + Sync + 'static {
     /// `expected_version + 1` and `updated_at` becomes `commit.now`; `commit.events` are appended
     /// to the history with the next sequence numbers (the `seq` passed in is ignored); the inbox
     /// events whose seqs are in `commit.consume` are deleted (seqs not in this execution's inbox
-    /// are ignored); and if `commit.release_lease`, the lease is cleared. Returns the new record.
+    /// are ignored); if `commit.release_lease`, the lease is cleared; the executions in
+    /// `commit.spawn` are created as by [`Store::create`] (with their `parent`); and the
+    /// [`Notice`]s in `commit.notify` are delivered as by [`Store::send_keyed_event`], except that
+    /// one to an unknown or finished execution is dropped. Returns the new record.
     ///
     /// Provided as a batch of one; a backend may do better.
     fn commit(&self, commit: Commit) -> impl Future<Output = Result<ExecutionRecord, StoreError>> + Send {
@@ -308,6 +311,7 @@ pub(crate) fn apply_commit(current: &ExecutionRecord, commit: &Commit) -> Execut
         lease: if commit.release_lease { None } else { current.lease.clone() },
         created_at: current.created_at,
         updated_at: commit.now,
+        parent: current.parent.clone(),
     }
 }
 
@@ -327,6 +331,7 @@ pub(crate) fn new_record(new: &NewExecution) -> (ExecutionRecord, HistoryEvent) 
         lease: None,
         created_at: new.now,
         updated_at: new.now,
+        parent: new.parent.clone(),
     };
     let mut started = HistoryEvent::new(new.now, EventKind::ExecutionStarted);
     started.seq = 1;

@@ -23,8 +23,8 @@ use self::listen::subscribe;
 use self::rows::{Locked, decode_inbox, decode_inbox_slot, decode_locked, decode_record, decode_status, int, millis};
 use self::schema::{Queries, SCHEMA_VERSION, check_schema_name, migrate, recorded_version};
 use super::{
-    Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, LeaseToken, ListFilter, NewExecution, Sent,
-    Status, Store, StoreError, WorkflowInfo, check_release, claimable, new_record,
+    Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, LeaseToken, ListFilter, NewExecution, Notice,
+    Sent, Status, Store, StoreError, WorkflowInfo, check_release, claimable, new_record,
 };
 use crate::time::{SharedClock, Timestamp};
 
@@ -376,7 +376,7 @@ impl PostgresStore {
     async fn insert(&self, tx: &Tx, new: &NewExecution, started: &HistoryEvent) -> Result<bool, StoreError> {
         let what = "create an execution";
         let q = &self.inner.queries;
-        let params: [&(dyn ToSql + Sync); 4] = [&new.id, &new.workflow, &new.input, &millis(new.now)];
+        let params: [&(dyn ToSql + Sync); 5] = [&new.id, &new.workflow, &new.input, &millis(new.now), &new.parent];
         if tx.execute(what, &q.insert, &params).await? == 0 {
             return Ok(false);
         }
@@ -412,6 +412,18 @@ impl PostgresStore {
             None => StoreError::NotFound(id.to_owned()),
             Some(Ok(_)) => StoreError::Terminal(id.to_owned()),
             Some(Err(error)) => error,
+        }
+    }
+
+    /// Sends `notice` in `tx`, dropping it if its execution is unknown or has finished.
+    async fn deliver(&self, tx: &Tx, notice: &Notice, now: Timestamp) -> Result<(), StoreError> {
+        match self.send_event_in(tx, &notice.to, &notice.name, &notice.payload, notice.key.as_deref(), now).await {
+            Ok(_) | Err(StoreError::NotFound(_) | StoreError::Terminal(_)) => Ok(()),
+            Err(error @ (StoreError::Backend(_) | StoreError::Unavailable(_))) => Err(error),
+            Err(error) => {
+                tracing::error!(%error, to = %notice.to, "a notice could not be delivered");
+                Ok(())
+            }
         }
     }
 
@@ -599,7 +611,7 @@ impl Store for PostgresStore {
     async fn list(&self, filter: ListFilter) -> Result<Vec<ExecutionRecord>, StoreError> {
         let status = filter.status.map(Status::as_str);
         let limit = filter.limit.map(|n| int(n as u64));
-        let params: [&(dyn ToSql + Sync); 3] = [&filter.workflow, &status, &limit];
+        let params: [&(dyn ToSql + Sync); 4] = [&filter.workflow, &status, &limit, &filter.parent];
         let rows = self.retrying("list executions", &self.inner.queries.list, &params).await?;
         rows.iter().map(decode_record).collect()
     }

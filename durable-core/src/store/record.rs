@@ -252,6 +252,8 @@ pub struct ExecutionRecord {
     pub created_at: Timestamp,
     /// When it was last committed.
     pub updated_at: Timestamp,
+    /// The execution that started this one as a child workflow, which is told when it ends.
+    pub parent: Option<ExecutionId>,
 }
 
 /// One entry of an execution's history.
@@ -374,6 +376,8 @@ pub struct NewExecution {
     pub input: String,
     /// The creation time.
     pub now: Timestamp,
+    /// The execution starting this one as its child, if any.
+    pub parent: Option<ExecutionId>,
 }
 
 impl NewExecution {
@@ -384,8 +388,31 @@ impl NewExecution {
         input: impl Into<String>,
         now: Timestamp,
     ) -> Self {
-        NewExecution { id: id.into(), workflow: workflow.into(), input: input.into(), now }
+        NewExecution { id: id.into(), workflow: workflow.into(), input: input.into(), now, parent: None }
     }
+
+    /// This execution, started as a child of execution `parent`.
+    pub fn child_of(mut self, parent: impl Into<ExecutionId>) -> Self {
+        self.parent = Some(parent.into());
+        self
+    }
+}
+
+/// An event a [`Commit`] delivers to another execution's inbox in its own transaction, as by
+/// [`Store::send_keyed_event`](super::Store::send_keyed_event): how a child workflow that ends
+/// tells its parent, so that the end and the news of it are written together or not at all.
+///
+/// A notice to an execution that does not exist or has finished is dropped: nobody waits for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    /// The execution to deliver to.
+    pub to: ExecutionId,
+    /// The event's name.
+    pub name: String,
+    /// Its payload, as JSON.
+    pub payload: String,
+    /// Its idempotency key: a notice with a key delivered before is not delivered again.
+    pub key: Option<String>,
 }
 
 /// What [`Store::create`](super::Store::create) found.
@@ -451,6 +478,12 @@ pub struct Commit {
     pub release_lease: bool,
     /// The commit time: the new `updated_at`, and when the lease must still be valid.
     pub now: Timestamp,
+    /// Executions to create in the same transaction, each as by
+    /// [`Store::create`](super::Store::create) (an existing id is left as it is): the child
+    /// workflows this checkpoint starts.
+    pub spawn: Vec<NewExecution>,
+    /// Events to deliver to other executions in the same transaction.
+    pub notify: Vec<Notice>,
 }
 
 impl Commit {
@@ -471,6 +504,8 @@ impl Commit {
             consume: Vec::new(),
             release_lease: false,
             now,
+            spawn: Vec::new(),
+            notify: Vec::new(),
         }
     }
 }
@@ -482,6 +517,8 @@ pub struct ListFilter {
     pub workflow: Option<String>,
     /// Only executions with this status.
     pub status: Option<Status>,
+    /// Only the child workflows of this execution.
+    pub parent: Option<ExecutionId>,
     /// At most this many (the oldest).
     pub limit: Option<usize>,
 }

@@ -288,13 +288,17 @@ impl SqliteStore {
         match schema_version(&conn, path)? {
             0 => Err(StoreError::backend(format!("sqlite: {shown} is not a durable store (it has no schema)"))),
             version => {
-                if version < 3 {
-                    // Before version 3 there were no lease epochs: read them as 0, through a
-                    // view in the connection's own temporary schema, which shadows the table.
-                    conn.execute_batch(
-                        "CREATE TEMP VIEW executions AS SELECT *, 0 AS lease_epoch FROM main.executions",
-                    )
-                    .map_err(sql(format_args!("read {shown} (schema version {version})")))?;
+                if version < 4 {
+                    // Before version 3 there were no lease epochs (read as 0), before version 4
+                    // no parents (read as none): through a view in the connection's own
+                    // temporary schema, which shadows the table.
+                    let view = if version < 3 {
+                        "CREATE TEMP VIEW executions AS \
+                         SELECT *, 0 AS lease_epoch, NULL AS parent_id FROM main.executions"
+                    } else {
+                        "CREATE TEMP VIEW executions AS SELECT *, NULL AS parent_id FROM main.executions"
+                    };
+                    conn.execute_batch(view).map_err(sql(format_args!("read {shown} (schema version {version})")))?;
                 }
                 Self::serve(conn, path, true, version, Synchronous::Normal)
             }
@@ -499,6 +503,17 @@ fn commit_one(conn: &Connection, commit: &Commit) -> Result<ExecutionRecord, Sto
             delete.execute(params![commit.id, seq]).map_err(sql("consume inbox events"))?;
         }
     }
+    for new in &commit.spawn {
+        spawn_one(conn, new)?;
+    }
+    for notice in &commit.notify {
+        match send_one(conn, &notice.to, &notice.name, &notice.payload, notice.key.as_deref(), commit.now) {
+            // An unknown or finished execution waits for nothing: the notice is dropped.
+            Ok(_) | Err(StoreError::NotFound(_) | StoreError::Terminal(_)) => {}
+            Err(error @ (StoreError::Backend(_) | StoreError::Unavailable(_))) => return Err(error),
+            Err(error) => tracing::error!(%error, to = %notice.to, "a notice could not be delivered"),
+        }
+    }
     Ok(next)
 }
 
@@ -564,6 +579,57 @@ fn create_one(conn: &Connection, new: &NewExecution) -> Result<Created, StoreErr
     insert_record(conn, &record)?;
     append_history(conn, &record.id, 0, &[started])?;
     Ok(Created::New(record))
+}
+
+/// Creates `new` inside the caller's transaction unless an execution of its id exists (which
+/// is not read, so that a row that cannot be decoded does not fail the commit spawning it).
+fn spawn_one(conn: &Connection, new: &NewExecution) -> Result<(), StoreError> {
+    let exists = conn
+        .prepare_cached("SELECT 1 FROM executions WHERE id = ?1")
+        .and_then(|mut select| select.exists([&new.id]))
+        .map_err(sql("start a child execution"))?;
+    if !exists {
+        let (record, started) = new_record(new);
+        insert_record(conn, &record)?;
+        append_history(conn, &record.id, 0, &[started])?;
+    }
+    Ok(())
+}
+
+/// Appends an event to `id`'s inbox inside the caller's transaction; see
+/// [`Store::send_keyed_event`].
+fn send_one(
+    conn: &Connection,
+    id: &str,
+    name: &str,
+    payload: &str,
+    key: Option<&str>,
+    now: Timestamp,
+) -> Result<Sent, StoreError> {
+    let (status, seq) = inbox_slot(conn, id)?;
+    if status.is_terminal() {
+        return Err(StoreError::Terminal(id.to_owned()));
+    }
+    if let Some(key) = key
+        && let Some(first) = sent_with_key(conn, id, key)?
+    {
+        return Ok(Sent::Duplicate(first));
+    }
+    let stored = i64::try_from(seq).unwrap_or(i64::MAX);
+    conn.prepare_cached("INSERT INTO inbox (execution_id, seq, name, payload, at) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .and_then(|mut insert| insert.execute(params![id, stored, name, payload, millis(now)]))
+        .and_then(|_| {
+            conn.prepare_cached("UPDATE executions SET next_inbox_seq = ?2 WHERE id = ?1")?
+                .execute(params![id, stored + 1])
+        })
+        .and_then(|_| match key {
+            Some(key) => conn
+                .prepare_cached("INSERT INTO event_keys (execution_id, key, seq) VALUES (?1, ?2, ?3)")?
+                .execute(params![id, key, stored]),
+            None => Ok(0),
+        })
+        .map_err(sql("send an event"))?;
+    Ok(Sent::New(seq))
 }
 
 /// The seq of the event sent to execution `id` with idempotency key `key`, if one was.
@@ -678,36 +744,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<Sent, StoreError> {
         let (id, name, payload, key) = (id.to_owned(), name.to_owned(), payload.to_owned(), key.map(str::to_owned));
-        self.write("send an event", move |conn| {
-            let (status, seq) = inbox_slot(conn, &id)?;
-            if status.is_terminal() {
-                return Err(StoreError::Terminal(id));
-            }
-            if let Some(key) = &key
-                && let Some(first) = sent_with_key(conn, &id, key)?
-            {
-                return Ok(Sent::Duplicate(first));
-            }
-            let stored = i64::try_from(seq).unwrap_or(i64::MAX);
-            conn.execute(
-                "INSERT INTO inbox (execution_id, seq, name, payload, at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, stored, name, payload, millis(now)],
-            )
-            .and_then(|_| {
-                conn.execute("UPDATE executions SET next_inbox_seq = ?2 WHERE id = ?1", params![id, stored + 1])
-            })
-            .and_then(|_| match &key {
-                Some(key) => conn.execute(
-                    "INSERT INTO event_keys (execution_id, key, seq) VALUES (?1, ?2, ?3)",
-                    params![id, key, stored],
-                ),
-                None => Ok(0),
-            })
-            .map_err(sql("send an event"))?;
-            Ok(Sent::New(seq))
-        })
-        .await
+        self.write("send an event", move |conn| send_one(conn, &id, &name, &payload, key.as_deref(), now)).await
     }
 
     async fn inbox(&self, id: &str) -> Result<Vec<InboxEvent>, StoreError> {
@@ -736,13 +773,14 @@ impl Store for SqliteStore {
         self.read("list executions", move |conn| {
             let query = format!(
                 "SELECT {RECORD_COLUMNS} FROM executions WHERE (?1 IS NULL OR workflow = ?1) \
-                 AND (?2 IS NULL OR status = ?2) ORDER BY created_at, id LIMIT ?3"
+                 AND (?2 IS NULL OR status = ?2) AND (?4 IS NULL OR parent_id = ?4) \
+                 ORDER BY created_at, id LIMIT ?3"
             );
             let limit = filter.limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
             let status = filter.status.map(|status| status.as_str());
             let mut select = conn.prepare_cached(&query).map_err(sql("list executions"))?;
             let rows = select
-                .query_map(params![filter.workflow, status, limit], |row| Ok(decode_record(row)))
+                .query_map(params![filter.workflow, status, limit, filter.parent], |row| Ok(decode_record(row)))
                 .map_err(sql("list executions"))?;
             rows.map(|row| row.map_err(sql("list executions"))?).collect()
         })

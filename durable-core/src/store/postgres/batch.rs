@@ -14,7 +14,7 @@ use tokio_postgres::types::ToSql;
 
 use super::rows::{HistoryRows, Locked, RecordRows, int};
 use super::{PostgresStore, Tx};
-use crate::store::{Commit, ExecutionRecord, StoreError, apply_commit, check_commit};
+use crate::store::{Commit, ExecutionRecord, StoreError, apply_commit, check_commit, new_record};
 
 type Results = Vec<Result<ExecutionRecord, StoreError>>;
 
@@ -86,8 +86,19 @@ impl PostgresStore {
             self.lock_many(tx, commits).await?.into_iter().collect();
         let mut history = HistoryRows::default();
         let mut consumed = Consumed::default();
-        let results = commits.iter().map(|commit| apply(&mut locked, commit, &mut history, &mut consumed)).collect();
+        let results: Results =
+            commits.iter().map(|commit| apply(&mut locked, commit, &mut history, &mut consumed)).collect();
         self.write_back(tx, &locked, &history, &consumed).await?;
+        // What the applied commits start and tell others, in the same transaction.
+        for (commit, _) in commits.iter().zip(&results).filter(|(_, result)| result.is_ok()) {
+            for new in &commit.spawn {
+                let (_, started) = new_record(new);
+                self.insert(tx, new, &started).await?;
+            }
+            for notice in &commit.notify {
+                self.deliver(tx, notice, commit.now).await?;
+            }
+        }
         Ok(results)
     }
 

@@ -13,7 +13,7 @@ use crate::store::StoreError;
 ///
 /// Never edit a released migration: add a new one. Timestamps are milliseconds since the Unix
 /// epoch in `BIGINT` columns (exactly the store's `Timestamp`, which `timestamptz` is not).
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes and understands.
 pub(super) const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -96,6 +96,12 @@ CREATE TABLE {s}.event_keys (
     seq BIGINT NOT NULL,
     PRIMARY KEY (execution_id, key)
 );
+";
+
+/// The parent of a child workflow, which its end is reported to and which lists its children.
+const V4: &str = "
+ALTER TABLE {s}.executions ADD COLUMN parent_id TEXT;
+CREATE INDEX executions_parent ON {s}.executions (parent_id, created_at, id) WHERE parent_id IS NOT NULL;
 ";
 
 /// The first key of the advisory lock that serializes migrations (the second is the schema's
@@ -215,7 +221,8 @@ impl Queries {
         Queries {
             load: q("SELECT {columns} FROM {s}.executions WHERE id = $1"),
             insert: q("INSERT INTO {s}.executions (id, workflow, status, input, version, created_at, updated_at, \
-                 last_history_seq) VALUES ($1, $2, 'running', $3, 1, $4, $4, 1) ON CONFLICT (id) DO NOTHING"),
+                 last_history_seq, parent_id) VALUES ($1, $2, 'running', $3, 1, $4, $4, 1, $5) \
+                 ON CONFLICT (id) DO NOTHING"),
             lock: q("SELECT {columns} FROM {s}.executions WHERE id = $1 FOR UPDATE"),
             lock_many: q("SELECT {columns}, last_history_seq FROM {s}.executions WHERE id = ANY($1) \
                  ORDER BY id FOR UPDATE"),
@@ -261,7 +268,8 @@ impl Queries {
                  FROM {s}.executions e LEFT JOIN {s}.history h ON h.execution_id = e.id \
                  WHERE e.id = $1 ORDER BY h.seq"),
             list: q("SELECT {columns} FROM {s}.executions WHERE ($1::text IS NULL OR workflow = $1) \
-                 AND ($2::text IS NULL OR status = $2) ORDER BY created_at, id LIMIT $3"),
+                 AND ($2::text IS NULL OR status = $2) AND ($4::text IS NULL OR parent_id = $4) \
+                 ORDER BY created_at, id LIMIT $3"),
             register_workflow: q("INSERT INTO {s}.workflows (name, fingerprint, facts, registered) \
                  VALUES ($1, $2, $3, nextval('{s}.workflow_registrations')) ON CONFLICT (name, fingerprint) \
                  DO UPDATE SET facts = EXCLUDED.facts, registered = EXCLUDED.registered"),

@@ -76,6 +76,7 @@ async fn a_version_1_schema_is_migrated_and_keeps_its_data() {
          DROP TABLE \"{schema}\".event_keys; ALTER TABLE \"{schema}\".executions DROP COLUMN lease_epoch; \
          ALTER TABLE \"{schema}\".history DROP COLUMN error_kind; \
          ALTER TABLE \"{schema}\".history DROP COLUMN worker; \
+         ALTER TABLE \"{schema}\".executions DROP COLUMN parent_id; \
          DELETE FROM \"{schema}\".durable_migrations WHERE version > 1"
     );
     admin(&url).await.batch_execute(&downgrade).await.unwrap();

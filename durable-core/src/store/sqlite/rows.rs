@@ -15,7 +15,7 @@ use crate::store::{ExecutionRecord, HistoryEvent, InboxEvent, Status, StoreError
 
 /// The migrations, in order: migration `i` (from 0) brings the schema to version `i + 1`.
 /// Never edit a released migration: add a new one.
-pub(super) const MIGRATIONS: &[&str] = &[SCHEMA, super::workflows::V2, V3];
+pub(super) const MIGRATIONS: &[&str] = &[SCHEMA, super::workflows::V2, V3, V4];
 
 /// The schema version this build writes (`PRAGMA user_version`).
 pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -88,6 +88,13 @@ CREATE TABLE event_keys (
 ) STRICT, WITHOUT ROWID;
 ";
 
+/// Version 4 of the schema: the parent of a child workflow, which its end is reported to and
+/// which lists its children.
+pub(super) const V4: &str = "
+ALTER TABLE executions ADD COLUMN parent_id TEXT;
+CREATE INDEX executions_parent ON executions (parent_id, created_at, id) WHERE parent_id IS NOT NULL;
+";
+
 pub(super) use crate::store::columns::{EPOCH_COLUMN, RECORD_COLUMNS};
 
 /// Reads the columns of one row, turning every surprise into [`StoreError::Corrupt`].
@@ -158,7 +165,7 @@ pub(super) fn insert_record(conn: &Connection, r: &ExecutionRecord) -> Result<()
     let mut statement = conn
         .prepare_cached(&format!(
             "INSERT INTO executions ({RECORD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
-             ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
+             ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
         ))
         .map_err(sql("create an execution"))?;
     let (snapshot, step, lease) = (r.snapshot.as_ref(), r.step.as_ref(), r.lease.as_ref());
@@ -184,6 +191,7 @@ pub(super) fn insert_record(conn: &Connection, r: &ExecutionRecord) -> Result<()
             millis(r.created_at),
             millis(r.updated_at),
             lease.map_or(0, |l| int(l.epoch)),
+            r.parent,
         ])
         .map_err(sql("create an execution"))?;
     Ok(())

@@ -274,7 +274,8 @@ async fn an_old_file_is_read_as_it_is_and_migrated_when_opened_for_writing() {
     let path = dir.path().join("durable.db");
     raw(
         &path,
-        "DROP TABLE workflows; DROP TABLE event_keys; ALTER TABLE executions DROP COLUMN lease_epoch; \
+        "DROP INDEX executions_parent; ALTER TABLE executions DROP COLUMN parent_id; \
+         DROP TABLE workflows; DROP TABLE event_keys; ALTER TABLE executions DROP COLUMN lease_epoch; \
          ALTER TABLE history DROP COLUMN error_kind; ALTER TABLE history DROP COLUMN worker; \
          PRAGMA user_version = 1;",
     );
@@ -290,7 +291,7 @@ async fn an_old_file_is_read_as_it_is_and_migrated_when_opened_for_writing() {
     assert_eq!(store.workflow("order", None).await.unwrap(), Some(info));
     assert_eq!(store.load("e-1").await.unwrap().map(|record| record.version), Some(1), "the data is kept");
     let version: i64 = Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let claimed = store.claim_due("w", &ManualClock::shared(t(2)), Duration::from_secs(60), 1).await.unwrap();
     assert_eq!(claimed[0].lease.as_ref().map(|lease| lease.epoch), Some(1), "claims count from the migration on");
 }
