@@ -56,6 +56,12 @@ impl From<StepError> for WorkflowError {
     }
 }
 
+impl<E: fmt::Display> From<crate::child::ChildError<E>> for WorkflowError {
+    fn from(error: crate::child::ChildError<E>) -> Self {
+        WorkflowError::new(error)
+    }
+}
+
 impl From<Timeout> for WorkflowError {
     fn from(error: Timeout) -> Self {
         WorkflowError::new(error)

@@ -88,6 +88,26 @@ pub trait Host: Send {
     /// The event just polled does not decode to the type the workflow expects. The host refuses
     /// it (to its sender, if it can) and the execution keeps waiting.
     fn event_rejected(&mut self, point: &'static PointFacts, error: String);
+
+    /// A child workflow starts at `point`: an execution of `workflow` with `input` (JSON), whose
+    /// id is derived from this execution's id, the point's name and `key`. The host creates it
+    /// with the next checkpoint (in the same transaction) and returns its id. At a point of kind
+    /// [`PointKind::Child`](crate::PointKind::Child) (`call!`) the wait for it begins as well.
+    fn child_start(
+        &mut self,
+        point: &'static PointFacts,
+        workflow: &'static str,
+        key: Option<String>,
+        input: String,
+    ) -> String;
+
+    /// A wait for child execution `child`, started earlier, begins at `point`.
+    fn child_wait(&mut self, point: &'static PointFacts, child: &str);
+
+    /// Looks for the end of child execution `child`, which the wait at `point` expects:
+    /// [`EventPoll::Received`] with what the child's end told (its output), or
+    /// [`EventPoll::Pending`] (the run suspends until the child ends).
+    fn child_poll(&mut self, point: &'static PointFacts, child: &str) -> EventPoll;
 }
 
 /// What a workflow may know about its own execution. Declare `ctx: &Ctx` as the first

@@ -52,6 +52,7 @@
 #[doc = include_str!("../../README.md")]
 pub mod manual {}
 
+mod child;
 mod error;
 mod facts;
 mod host;
@@ -73,6 +74,7 @@ pub mod testing;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use crate::child::{Child, ChildError};
 pub use crate::engine::{Delivery, Engine, EngineError, ExecutionStatus, Handle, Worker};
 pub use crate::error::{Timeout, WorkflowError};
 pub use crate::facts::{FactsRecord, PointRecord};
@@ -94,9 +96,9 @@ pub use durable_macros::durable;
 
 /// Everything a workflow file needs: `use durable_core::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Ctx, Retry, Semantics, StepError, Timeout, Workflow, WorkflowError};
+    pub use crate::{Child, ChildError, Ctx, Retry, Semantics, StepError, Timeout, Workflow, WorkflowError};
     #[cfg(feature = "macros")]
-    pub use crate::{durable, step, wait};
+    pub use crate::{call, durable, start, step, wait};
 }
 
 /// Runs a step: `step!(name, [options,] body)`.
@@ -121,8 +123,46 @@ macro_rules! step {
     };
 }
 
+/// Runs a child workflow and waits for its result: `call!(name, workflow, input [, key = k])`.
+///
+/// Only meaningful inside a `#[durable]` function; anywhere else it is a compile error.
+///
+/// `workflow` is a `#[durable]` function registered with the engine and `input` its input (one
+/// value, or a tuple for several parameters). The child is an execution of its own with the id
+/// `<parent id>/<name>` (`/<key>` appended with `key = ..`, which a `call!` inside a loop needs),
+/// created in the same transaction as the parent's checkpoint. The parent leaves memory until
+/// the child ends. Evaluates to `Result<T, ChildError<E>>` for a child returning
+/// `Result<T, E>`; see [`ChildError`].
+#[cfg(feature = "macros")]
+#[macro_export]
+macro_rules! call {
+    ($($tokens:tt)*) => {
+        ::core::compile_error!(
+            "`call!` can only be used inside a `#[durable]` async fn: add `#[durable]` to the function"
+        )
+    };
+}
+
+/// Starts a child workflow without waiting for it: `start!(name, workflow, input [, key = k])`.
+///
+/// Only meaningful inside a `#[durable]` function; anywhere else it is a compile error.
+///
+/// Evaluates to a [`Child`] handle, a storable value: wait for the child's result later with
+/// `wait!(name, child = handle)`, which evaluates as [`call!`] does. The child is created in
+/// the same transaction as the checkpoint after this point.
+#[cfg(feature = "macros")]
+#[macro_export]
+macro_rules! start {
+    ($($tokens:tt)*) => {
+        ::core::compile_error!(
+            "`start!` can only be used inside a `#[durable]` async fn: add `#[durable]` to the function"
+        )
+    };
+}
+
 /// Waits durably: `wait!(name, duration)` for a timer, `wait!(name, event)` or
-/// `wait!(name, event, timeout = duration)` for an event sent to the execution by name.
+/// `wait!(name, event, timeout = duration)` for an event sent to the execution by name, and
+/// `wait!(name, child = handle)` for a child workflow started with [`start!`].
 ///
 /// Only meaningful inside a `#[durable]` function; anywhere else it is a compile error.
 ///

@@ -9,11 +9,12 @@ pub use serde;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::child::{Child, ChildError};
 use crate::error::Timeout;
 use crate::host::{EventPoll, Gate, Host, Pause};
 use crate::step::{StepError, StepPolicy};
 use crate::time::Timestamp;
-use crate::workflow::{Exit, PointFacts, Snapshot, StateError};
+use crate::workflow::{Exit, PointFacts, Snapshot, StateError, Workflow};
 
 /// The bound on every value a workflow keeps across a suspension point.
 #[diagnostic::on_unimplemented(
@@ -133,6 +134,42 @@ pub fn event_poll<T: DeserializeOwned>(
         },
         EventPoll::TimedOut => Some(Err(Timeout { event: point.name.to_owned() })),
         EventPoll::Pending => None,
+    }
+}
+
+/// Starts a child workflow (`call!`/`start!`): the host creates it with the next checkpoint.
+pub fn child_start<W: Workflow>(
+    host: &mut dyn Host,
+    point: &'static PointFacts,
+    workflow: &W,
+    input: W::Input,
+    key: Option<String>,
+) -> Result<Child<W>, StateError> {
+    let name = workflow.facts().name;
+    let input = serde_json::to_string(&input).map_err(|source| StateError::Encode {
+        workflow: name,
+        point: point.name,
+        source,
+    })?;
+    Ok(Child::new(host.child_start(point, name, key, input)))
+}
+
+/// Begins a `wait!(name, child = handle)`.
+#[inline]
+pub fn child_wait<W: Workflow>(host: &mut dyn Host, point: &'static PointFacts, handle: Child<W>) -> Child<W> {
+    host.child_wait(point, handle.id());
+    handle
+}
+
+/// What a wait for a child found: `None` means keep waiting.
+pub fn child_poll<W: Workflow>(
+    host: &mut dyn Host,
+    point: &'static PointFacts,
+    child: &Child<W>,
+) -> Option<Result<W::Output, ChildError<W::Error>>> {
+    match host.child_poll(point, child.id()) {
+        EventPoll::Received(payload) => Some(crate::child::decode_end::<W>(child.id(), &payload)),
+        EventPoll::TimedOut | EventPoll::Pending => None,
     }
 }
 

@@ -69,6 +69,29 @@ pub struct Stored {
     pub rejected: Vec<(String, String)>,
     /// The clock's reading when the record was last written.
     pub now: Timestamp,
+    /// The child workflows started, in order. A test plays their part: it puts what a child's
+    /// end tells into the inbox (see [`Stored::child_returned`]).
+    pub children: Vec<StoredChild>,
+}
+
+impl Stored {
+    /// Tells the execution that its child `child` returned `result`, as the engine does when a
+    /// child ends.
+    pub fn child_returned<T: serde::Serialize, E: serde::Serialize>(&mut self, child: &str, result: &Result<T, E>) {
+        let output = serde_json::to_string(result).unwrap_or_default();
+        self.inbox.push_back((crate::child::notice_name(child), format!("{{\"Returned\":{output}}}")));
+    }
+}
+
+/// A child workflow started by the execution.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredChild {
+    /// Its workflow's name.
+    pub workflow: &'static str,
+    /// Its execution id.
+    pub id: String,
+    /// Its input, as JSON.
+    pub input: String,
 }
 
 /// A persisted checkpoint.
@@ -388,5 +411,31 @@ impl Host for TestHost<'_> {
             self.stored.inbox.remove(index);
         }
         self.stored.rejected.push((point.name.to_owned(), error));
+    }
+
+    fn child_start(
+        &mut self,
+        point: &'static PointFacts,
+        workflow: &'static str,
+        key: Option<String>,
+        input: String,
+    ) -> String {
+        let id = crate::child::child_id(&self.stored.execution_id, point.name, key.as_deref());
+        if !self.stored.children.iter().any(|child| child.id == id) {
+            self.stored.children.push(StoredChild { workflow, id: id.clone(), input });
+        }
+        id
+    }
+
+    fn child_wait(&mut self, _point: &'static PointFacts, _child: &str) {}
+
+    fn child_poll(&mut self, _point: &'static PointFacts, child: &str) -> EventPoll {
+        let name = crate::child::notice_name(child);
+        if let Some(index) = self.stored.inbox.iter().position(|(event, _)| *event == name) {
+            self.consume = Some(index);
+            return EventPoll::Received(self.stored.inbox[index].1.clone());
+        }
+        self.stored.wake_at = None;
+        EventPoll::Pending
     }
 }

@@ -220,6 +220,10 @@ pub enum PointKind {
     Sleep,
     /// `wait!(name, event)`: waits for an event delivered to the execution.
     Event,
+    /// `call!` or `wait!(name, child = ..)`: waits for a child workflow to end.
+    Child,
+    /// `start!`: starts a child workflow without waiting for it.
+    Spawn,
 }
 
 impl fmt::Display for PointKind {
@@ -228,6 +232,8 @@ impl fmt::Display for PointKind {
             PointKind::Step => "step",
             PointKind::Sleep => "timer",
             PointKind::Event => "event",
+            PointKind::Child => "child workflow",
+            PointKind::Spawn => "child start",
         })
     }
 }

@@ -21,6 +21,8 @@ pub(crate) fn facts(workflow: &str, args: &Args, item: &ItemFn, sig: &Signature,
             Kind::Step => q!(Step),
             Kind::Sleep => q!(Sleep),
             Kind::Event => q!(Event),
+            Kind::Child => q!(Child),
+            Kind::Spawn => q!(Spawn),
         };
         let start = point.call.span.start();
         let (line, column) = (start.line as u32, start.column as u32 + 1);

@@ -152,18 +152,24 @@ pub(crate) enum Kind {
     Step,
     Sleep,
     Event,
+    /// `call!`, or `wait!(name, child = handle)`: waits for a child workflow's end.
+    Child,
+    /// `start!`: starts a child workflow.
+    Spawn,
 }
 
-/// `step!` or `wait!`, by the last segment of the macro's path.
+/// The macros that are suspension points.
+pub(crate) const POINT_MACROS: [&str; 4] = ["step", "wait", "call", "start"];
+
+/// Whether `ident` names a suspension point macro.
+pub(crate) fn is_point_name(ident: &Ident) -> bool {
+    POINT_MACROS.iter().any(|name| ident == name)
+}
+
+/// `step!`, `wait!`, `call!` or `start!`, by the last segment of the macro's path.
 pub(crate) fn point_macro(mac: &Macro) -> Option<&'static str> {
     let last = mac.path.segments.last()?;
-    if last.ident == "step" {
-        Some("step")
-    } else if last.ident == "wait" {
-        Some("wait")
-    } else {
-        None
-    }
+    POINT_MACROS.into_iter().find(|name| last.ident == name)
 }
 
 /// A parsed `step!`/`wait!` call.
@@ -181,6 +187,14 @@ pub(crate) struct PointCall {
     pub(crate) duration: Option<Expr>,
     /// The event wait's timeout.
     pub(crate) timeout: Option<Expr>,
+    /// The child workflow of a `call!`/`start!`.
+    pub(crate) workflow: Option<Expr>,
+    /// The child's input.
+    pub(crate) input: Option<Expr>,
+    /// What tells apart the children one point starts.
+    pub(crate) key: Option<Expr>,
+    /// The handle a `wait!(name, child = handle)` waits for.
+    pub(crate) handle: Option<Expr>,
 }
 
 /// Parses the arguments of a `step!`/`wait!` call.
@@ -191,7 +205,12 @@ pub(crate) fn point_call(mac: &Macro) -> syn::Result<PointCall> {
     let mut args = args.into_iter();
     let usage = match which {
         "step" => "`step!(\"name\", [retry = ..,] [semantics = ..,] body)`",
-        _ => "`wait!(\"name\", duration)` or `wait!(\"name\", event [, timeout = duration])`",
+        "call" => "`call!(\"name\", workflow, input [, key = value])`",
+        "start" => "`start!(\"name\", workflow, input [, key = value])`",
+        _ => {
+            "`wait!(\"name\", duration)`, `wait!(\"name\", event [, timeout = duration])` or \
+             `wait!(\"name\", child = handle)`"
+        }
     };
     let name = match args.next() {
         Some(Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(name), .. })) => name,
@@ -216,11 +235,15 @@ pub(crate) fn point_call(mac: &Macro) -> syn::Result<PointCall> {
         body: None,
         duration: None,
         timeout: None,
+        workflow: None,
+        input: None,
+        key: None,
+        handle: None,
     };
-    if which == "step" {
-        step_args(&mut call, rest, usage)?;
-    } else {
-        wait_args(&mut call, rest, usage)?;
+    match which {
+        "step" => step_args(&mut call, rest, usage)?,
+        "call" | "start" => child_args(&mut call, which, rest, usage)?,
+        _ => wait_args(&mut call, rest, usage)?,
     }
     Ok(call)
 }
@@ -249,12 +272,39 @@ fn step_args(call: &mut PointCall, mut rest: Vec<Expr>, usage: &str) -> syn::Res
     Ok(())
 }
 
+fn child_args(call: &mut PointCall, which: &str, rest: Vec<Expr>, usage: &str) -> syn::Result<()> {
+    call.kind = if which == "call" { Kind::Child } else { Kind::Spawn };
+    let mut rest = rest.into_iter();
+    let workflow = rest
+        .next()
+        .ok_or_else(|| syn::Error::new(call.span, format!("`{which}!` needs a workflow and its input: {usage}")))?;
+    if option_pair(&workflow).is_some() {
+        return Err(syn::Error::new(workflow.span(), format!("expected the child workflow here: {usage}")));
+    }
+    let input = rest
+        .next()
+        .ok_or_else(|| syn::Error::new(workflow.span(), format!("`{which}!` needs the child's input: {usage}")))?;
+    call.workflow = Some(workflow);
+    call.input = Some(input);
+    for option in rest {
+        match option_pair(&option) {
+            Some((key, value)) if key == "key" => call.key = Some(value),
+            _ => return Err(syn::Error::new(option.span(), format!("expected `key = value`: {usage}"))),
+        }
+    }
+    Ok(())
+}
+
 fn wait_args(call: &mut PointCall, rest: Vec<Expr>, usage: &str) -> syn::Result<()> {
     let mut rest = rest.into_iter();
     let what = rest
         .next()
         .ok_or_else(|| syn::Error::new(call.span, format!("`wait!` needs a duration or `event`: {usage}")))?;
-    if matches!(&what, Expr::Path(path) if path.path.is_ident("event")) {
+    if let Some((key, handle)) = option_pair(&what).filter(|(key, _)| key == "child") {
+        let _ = key;
+        call.kind = Kind::Child;
+        call.handle = Some(handle);
+    } else if matches!(&what, Expr::Path(path) if path.path.is_ident("event")) {
         call.kind = Kind::Event;
         if let Some(option) = rest.next() {
             match option_pair(&option) {

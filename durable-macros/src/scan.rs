@@ -97,7 +97,7 @@ fn point_in_tokens(tokens: TokenStream) -> Option<proc_macro2::Span> {
     for tree in tokens {
         match tree {
             TokenTree::Punct(punct) if punct.as_char() == '!' => {
-                if let Some(ident) = previous.take().filter(|i| i == "step" || i == "wait") {
+                if let Some(ident) = previous.take().filter(crate::parse::is_point_name) {
                     return Some(ident.span());
                 }
             }
@@ -392,7 +392,7 @@ pub(crate) fn first_point_call(tokens: TokenStream) -> Option<TokenStream> {
     let trees: Vec<TokenTree> = tokens.into_iter().collect();
     for (index, tree) in trees.iter().enumerate() {
         match tree {
-            TokenTree::Ident(ident) if ident == "step" || ident == "wait" => {
+            TokenTree::Ident(ident) if crate::parse::is_point_name(ident) => {
                 if let (Some(TokenTree::Punct(bang)), Some(TokenTree::Group(args))) =
                     (trees.get(index + 1), trees.get(index + 2))
                     && bang.as_char() == '!'

@@ -15,14 +15,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use super::children::{ended_notice, ended_words, returned};
 use super::commit::Committer;
 use super::hooks::{Observers, RunCause, RunInfo};
 use super::lease::HeldLease;
 use super::trace::{Subject, human};
+use crate::child::{child_id, notice_name};
 use crate::host::{BoxFuture, EventPoll, Gate, Host, Pause};
 use crate::step::{Retry, Semantics, StepError, StepPolicy};
 use crate::store::{
-    Commit, EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Snapshot, Status, StepRecord, Store, StoreError,
+    Commit, EventKind, ExecutionRecord, HistoryEvent, InboxEvent, NewExecution, Snapshot, Status, StepRecord, Store,
+    StoreError,
 };
 use crate::time::{SharedClock, Timestamp};
 use crate::workflow::{PointFacts, PointKind, WorkflowFacts};
@@ -74,6 +77,8 @@ pub(crate) struct Report {
 enum Waiting {
     Timer(Timestamp),
     Event(Option<Timestamp>),
+    /// A wait for child execution `.0`.
+    Child(String),
 }
 
 /// What the last event poll found, until the next checkpoint records it.
@@ -82,6 +87,8 @@ enum Polled {
     Staged,
     /// The wait at this point timed out.
     TimedOut(&'static PointFacts),
+    /// The end of a child: its inbox seq, the history's words for it, and the wait's point.
+    Child(u64, String, &'static PointFacts),
 }
 
 /// Why the run is about to suspend.
@@ -89,6 +96,8 @@ enum Suspend {
     Timer(&'static PointFacts, Timestamp),
     Retry(&'static PointFacts, Timestamp),
     Event(&'static PointFacts, Option<Timestamp>),
+    /// Waiting for child execution `.1` to end.
+    Child(&'static PointFacts, String),
     /// The workflow's own code panicked: try again from the last checkpoint at this time.
     Panicked(String, Timestamp),
 }
@@ -117,6 +126,8 @@ pub(crate) struct RunHost<S> {
     poll_deadline: Option<Timestamp>,
     step: Option<StepRun>,
     suspend: Option<Suspend>,
+    /// The child started since the last checkpoint: its workflow and id.
+    spawned: Option<(&'static str, String)>,
     /// How logs name the execution.
     who: String,
     /// The worker running it.
@@ -148,6 +159,7 @@ impl<S: Store> RunHost<S> {
             poll_deadline: None,
             step: None,
             suspend: None,
+            spawned: None,
             who,
             worker,
             report: Report::default(),
@@ -195,7 +207,8 @@ impl<S: Store> RunHost<S> {
     /// that it resumed.
     pub(crate) async fn prepare(&mut self) -> Result<(), StoreError> {
         let point = self.record.snapshot.as_ref().and_then(|s| self.facts.point(&s.point));
-        let at_event = self.record.waiting_for.is_some() || point.is_some_and(|p| p.kind == PointKind::Event);
+        let at_event = self.record.waiting_for.is_some()
+            || point.is_some_and(|p| matches!(p.kind, PointKind::Event | PointKind::Child));
         if at_event && self.staged.is_none() {
             self.inbox = Some(self.env.store.inbox(&self.record.id).await?);
         }
@@ -270,6 +283,15 @@ impl<S: Store> RunHost<S> {
                         None => format!("for event {}", point.name),
                     }
                 }
+                Waiting::Child(child) => {
+                    (self.next.wake_at, self.next.waiting_for) = (None, Some(notice_name(&child)));
+                    if let Some((workflow, id)) = self.spawned.take() {
+                        let started =
+                            self.event(EventKind::ChildStarted, point).with_detail(format!("{workflow} {id}"));
+                        self.next.events.push(started);
+                    }
+                    format!("for child workflow {child}")
+                }
             };
             let started = self.event(EventKind::WaitStarted, point).with_detail(detail).with_state(state);
             self.next.events.push(started);
@@ -291,6 +313,13 @@ impl<S: Store> RunHost<S> {
             (Some(Polled::TimedOut(_)), _) => {
                 (self.event(EventKind::EventTimedOut, point).with_detail("timeout passed"), false)
             }
+            (Some(Polled::Child(seq, ended, _)), _) => {
+                self.next.consume.push(seq);
+                if let Some(inbox) = self.inbox.as_mut() {
+                    inbox.retain(|event| event.seq != seq);
+                }
+                (self.event(EventKind::ChildEnded, point).with_detail(ended), false)
+            }
             (None, Some(step)) if step.failed => {
                 // The step gave up; its `StepFailed` carries the state the workflow went on with.
                 if let Some(failed) = self.next.events.iter_mut().rev().find(|e| e.kind == EventKind::StepFailed) {
@@ -305,8 +334,14 @@ impl<S: Store> RunHost<S> {
                     PointKind::Step => EventKind::StepSucceeded,
                     PointKind::Sleep => EventKind::WaitSucceeded,
                     PointKind::Event => EventKind::EventReceived,
+                    PointKind::Child => EventKind::ChildEnded,
+                    PointKind::Spawn => EventKind::ChildStarted,
                 };
-                (self.event(kind, point), false)
+                let mut event = self.event(kind, point);
+                if let Some((workflow, id)) = self.spawned.take() {
+                    event = event.with_detail(format!("{workflow} {id}"));
+                }
+                (event, false)
             }
         };
         self.next.events.push(event.with_state(state));
@@ -327,7 +362,9 @@ impl<S: Store> RunHost<S> {
         self.next.step = None;
         let Some(staged) = recorded else {
             // Held back until the suspension or the next checkpoint; an event wait needs the inbox.
-            if point.kind == PointKind::Event && self.inbox.is_none() && self.staged.is_none() {
+            // A child started earlier may have ended already; one started with this wait has not.
+            let at_child = point.kind == PointKind::Child && self.next.spawn.is_empty();
+            if (point.kind == PointKind::Event || at_child) && self.inbox.is_none() && self.staged.is_none() {
                 match self.env.store.inbox(&self.record.id).await {
                     Ok(inbox) => self.inbox = Some(inbox),
                     Err(error) => {
@@ -486,10 +523,18 @@ impl<S: Store> RunHost<S> {
             let succeeded = self.step_succeeded(point, step);
             self.next.events.push(succeeded);
         }
-        // A timeout the workflow returned on (`wait!(..)?`) without a checkpoint after it.
-        if let Some(Polled::TimedOut(point)) = self.polled.take() {
-            let timed_out = self.event(EventKind::EventTimedOut, point).with_detail("timeout passed");
-            self.next.events.push(timed_out);
+        // A timeout or a child's end the workflow returned on (`wait!(..)?`, `call!(..)?`)
+        // without a checkpoint after it.
+        match self.polled.take() {
+            Some(Polled::TimedOut(point)) => {
+                let timed_out = self.event(EventKind::EventTimedOut, point).with_detail("timeout passed");
+                self.next.events.push(timed_out);
+            }
+            Some(Polled::Child(seq, ended, point)) => {
+                self.next.consume.push(seq);
+                self.next.events.push(self.event(EventKind::ChildEnded, point).with_detail(ended));
+            }
+            _ => {}
         }
         let (status, event) = match &error {
             None => (Status::Succeeded, HistoryEvent::new(self.now(), EventKind::ExecutionSucceeded)),
@@ -503,6 +548,9 @@ impl<S: Store> RunHost<S> {
         };
         self.next.events.push(event);
         self.next.status = status;
+        if let Some(parent) = &self.record.parent {
+            self.next.notify.push(ended_notice(parent, &self.record.id, returned(&output)));
+        }
         self.next.output = Some(output);
         (self.next.wake_at, self.next.step, self.next.waiting_for) = (None, None, None);
         self.next.release_lease = true;
@@ -573,6 +621,10 @@ impl<S: Store> RunHost<S> {
                 (self.next.wake_at, self.next.waiting_for) = (deadline, Some(point.name.to_owned()));
                 let timeout = deadline.map(|at| format!(" (timeout in {})", human(at.saturating_since(now))));
                 (Some(point), format!("waiting for event {}{}", point.name, timeout.unwrap_or_default()))
+            }
+            Some(Suspend::Child(point, child)) => {
+                (self.next.wake_at, self.next.waiting_for) = (None, Some(notice_name(&child)));
+                (Some(point), format!("waiting for child workflow {child}"))
             }
             Some(Suspend::Panicked(message, at)) => {
                 (self.next.wake_at, self.next.waiting_for) = (Some(at), None);
@@ -673,6 +725,38 @@ impl<S: Store> Host for RunHost<S> {
         EventPoll::Pending
     }
 
+    fn child_start(
+        &mut self,
+        point: &'static PointFacts,
+        workflow: &'static str,
+        key: Option<String>,
+        input: String,
+    ) -> String {
+        let id = child_id(&self.record.id, point.name, key.as_deref());
+        let new = NewExecution::new(id.clone(), workflow, input, self.now()).child_of(self.record.id.clone());
+        self.next.spawn.push(new);
+        self.spawned = Some((workflow, id.clone()));
+        if point.kind == PointKind::Child {
+            self.wait = Some(Waiting::Child(id.clone()));
+        }
+        id
+    }
+
+    fn child_wait(&mut self, _point: &'static PointFacts, child: &str) {
+        self.wait = Some(Waiting::Child(child.to_owned()));
+    }
+
+    fn child_poll(&mut self, point: &'static PointFacts, child: &str) -> EventPoll {
+        let name = notice_name(child);
+        if let Some(event) = self.inbox.iter().flatten().find(|event| event.name == name) {
+            let ended = format!("{child} {}", ended_words(&event.payload));
+            self.polled = Some(Polled::Child(event.seq, ended, point));
+            return EventPoll::Received(event.payload.clone());
+        }
+        self.suspend = Some(Suspend::Child(point, child.to_owned()));
+        EventPoll::Pending
+    }
+
     fn event_rejected(&mut self, point: &'static PointFacts, error: String) {
         self.suspend = Some(Suspend::Event(point, self.poll_deadline));
         match self.polled.take() {
@@ -683,7 +767,7 @@ impl<S: Store> Host for RunHost<S> {
                 let rejected = self.event(EventKind::EventRejected, point).with_detail(error);
                 self.next.events.push(rejected);
             }
-            Some(Polled::TimedOut(_)) | None => {}
+            Some(Polled::TimedOut(_) | Polled::Child(..)) | None => {}
         }
     }
 }

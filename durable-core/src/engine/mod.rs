@@ -53,6 +53,7 @@
 //! ([`Store::register_workflow`]) before it first starts, runs or signals an execution, so that
 //! the `durable` command line can draw any stored execution's workflow without its code.
 
+use crate::store::ListFilter;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -71,6 +72,7 @@ use crate::store::{
 use crate::time::{SharedClock, SystemClock};
 use crate::workflow::Workflow;
 
+mod children;
 mod commit;
 mod error;
 mod events;
@@ -573,10 +575,37 @@ impl<S: Store> Engine<S> {
     }
 
     /// Cancels execution `id`: it becomes [`Status::Cancelled`] for good. A worker running it
-    /// stops at its next commit (its step in progress, if any, finishes first).
+    /// stops at its next commit (its step in progress, if any, finishes first). Its unfinished
+    /// child workflows are cancelled with it, and theirs in turn; a parent waiting for it is told
+    /// (its wait evaluates to [`ChildError::Cancelled`](crate::ChildError::Cancelled)).
     ///
     /// Fails if the execution is unknown or has already finished.
     pub async fn cancel(&self, id: &str) -> Result<(), EngineError> {
+        self.cancel_one(id).await?;
+        let mut parents = vec![id.to_owned()];
+        while let Some(parent) = parents.pop() {
+            let filter = ListFilter { parent: Some(parent), ..ListFilter::default() };
+            for child in self.shared.store.list(filter).await? {
+                if child.status.is_terminal() {
+                    continue;
+                }
+                match self.cancel_one(&child.id).await {
+                    Ok(()) => parents.push(child.id),
+                    // It finished in between.
+                    Err(EngineError::Finished { .. }) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Cancels execution `id` and leaves its child workflows running; see [`Engine::cancel`].
+    pub async fn cancel_leaving_children(&self, id: &str) -> Result<(), EngineError> {
+        self.cancel_one(id).await
+    }
+
+    async fn cancel_one(&self, id: &str) -> Result<(), EngineError> {
         limits::check_id(id)?;
         loop {
             let record = self.load(id).await?;
@@ -590,6 +619,9 @@ impl<S: Store> Engine<S> {
             commit.release_lease = true;
             let cancelled = HistoryEvent::new(now, EventKind::ExecutionCancelled);
             commit.events.push(cancelled.clone());
+            if let Some(parent) = &record.parent {
+                commit.notify.push(children::ended_notice(parent, &record.id, children::cancelled()));
+            }
             match self.shared.store.commit(commit).await {
                 Ok(record) => {
                     let subject = self.shared.subject(&record);

@@ -115,6 +115,8 @@ pub(crate) fn message(who: &str, event: &HistoryEvent) -> String {
             _ => format!("{who} failed: {detail}"),
         },
         EventKind::ExecutionCancelled => format!("{who} cancelled"),
+        EventKind::ChildStarted => format!("{who} started child workflow {detail} at {point}"),
+        EventKind::ChildEnded => format!("{who}: child workflow {detail} (at {point})"),
     }
 }
 

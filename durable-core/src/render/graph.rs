@@ -41,7 +41,10 @@ impl GraphMarks {
                 EventKind::StepSucceeded
                 | EventKind::WaitSucceeded
                 | EventKind::EventReceived
-                | EventKind::EventTimedOut => true,
+                | EventKind::EventTimedOut
+                | EventKind::ChildEnded => true,
+                // `start!` passes its point when the child is started.
+                EventKind::ChildStarted => event.state.is_some(),
                 // A step that failed for good and whose error the workflow handled.
                 EventKind::StepFailed => event.state.is_some(),
                 _ => false,
@@ -104,6 +107,8 @@ pub fn graph(facts: &FactsRecord, marks: Option<&GraphMarks>) -> String {
             PointKind::Step => ("[\"", "\"]"),
             PointKind::Sleep => ("[/\"", "\"/]"),
             PointKind::Event => ("{{\"", "\"}}"),
+            // A child workflow is a subroutine: a box with double sides.
+            PointKind::Child | PointKind::Spawn => ("[[\"", "\"]]"),
         };
         let _ = writeln!(out, "    p{}{open}{label}{close}", point.index);
     }

@@ -100,11 +100,15 @@ pub enum EventKind {
     ExecutionFailed,
     /// The execution was cancelled.
     ExecutionCancelled,
+    /// A child workflow was started (with its workflow and id).
+    ChildStarted,
+    /// A child workflow the execution waited for ended (with its id and how it ended).
+    ChildEnded,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::ExecutionStarted,
         EventKind::StepStarted,
         EventKind::StepSucceeded,
@@ -119,6 +123,8 @@ impl EventKind {
         EventKind::ExecutionSucceeded,
         EventKind::ExecutionFailed,
         EventKind::ExecutionCancelled,
+        EventKind::ChildStarted,
+        EventKind::ChildEnded,
     ];
 
     /// The stored name, the variant's name (`StepSucceeded`).
@@ -138,6 +144,8 @@ impl EventKind {
             EventKind::ExecutionSucceeded => "ExecutionSucceeded",
             EventKind::ExecutionFailed => "ExecutionFailed",
             EventKind::ExecutionCancelled => "ExecutionCancelled",
+            EventKind::ChildStarted => "ChildStarted",
+            EventKind::ChildEnded => "ChildEnded",
         }
     }
 }

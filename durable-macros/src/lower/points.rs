@@ -153,7 +153,7 @@ impl Lowerer {
             }
             Kind::Sleep => {
                 let duration = self.plain_expr(call.duration.as_ref().expect("a timer has a duration"));
-                let ty = q!(::durable_core::Timestamp);
+                let ty = Some(q!(::durable_core::Timestamp));
                 let (start, label, wake) = self.waiting(
                     point,
                     "__wake_at",
@@ -177,7 +177,7 @@ impl Lowerer {
                     None => q!(::core::option::Option::None),
                 };
                 let with_timeout = call.timeout.is_some();
-                let ty = q!(::core::option::Option<::durable_core::Timestamp>);
+                let ty = Some(q!(::core::option::Option<::durable_core::Timestamp>));
                 let (start, label, deadline) = self.waiting(
                     point,
                     "__deadline",
@@ -191,6 +191,66 @@ impl Lowerer {
                 });
                 start
             }
+            Kind::Spawn => {
+                let begin = self.child_begin(point, &call);
+                let then = then(self);
+                q! {
+                    // Start `name`: the child is created with the checkpoint after this point.
+                    let __r = #begin;
+                    #then
+                }
+            }
+            Kind::Child => {
+                let begin = match &call.handle {
+                    Some(handle) => {
+                        let handle = self.plain_expr(handle);
+                        q!(::durable_core::__private::child_wait(__host, #facts, #handle))
+                    }
+                    None => self.child_begin(point, &call),
+                };
+                let (start, label, child) = self.waiting(point, "__child", None, |child| q!(let #child = #begin;));
+                self.arm_for(label, |this| {
+                    this.arms[this.arm].uses.insert(child);
+                    let then = then(this);
+                    child_tokens(&facts, then)
+                });
+                start
+            }
+        }
+    }
+
+    /// The code that starts the child of a `call!`/`start!` and evaluates to its handle.
+    fn child_begin(&mut self, point: usize, call: &PointCall) -> TokenStream {
+        let facts = point_ref(point);
+        if call.key.is_none() && !self.loops.is_empty() {
+            let which = if call.kind == Kind::Spawn { "start" } else { "call" };
+            self.errors.at(
+                call.name.span(),
+                format!(
+                    "a `{which}!` inside a loop starts a child workflow in every round, and each child \
+                     needs an id of its own: add `key = ..` with a value that differs between rounds \
+                     (`{which}!(\"{}\", workflow, input, key = i)`); the child's id is the parent's id, \
+                     the point's name and the key",
+                    call.name.value()
+                ),
+            );
+        }
+        let workflow = self.plain_expr(call.workflow.as_ref().expect("a child point has a workflow"));
+        let input = self.plain_expr(call.input.as_ref().expect("a child point has an input"));
+        let key = match &call.key {
+            Some(key) => {
+                let key = self.plain_expr(key);
+                q!(::core::option::Option::Some(::std::string::ToString::to_string(&(#key))))
+            }
+            None => q!(::core::option::Option::None),
+        };
+        q! {
+            match ::durable_core::__private::child_start(__host, #facts, &#workflow, #input, #key) {
+                ::core::result::Result::Ok(__child) => __child,
+                ::core::result::Result::Err(__e) => {
+                    return ::durable_core::__private::exit(::durable_core::Exit::BadState(__e));
+                }
+            }
         }
     }
 
@@ -199,13 +259,13 @@ impl Lowerer {
         &mut self,
         point: usize,
         field: &str,
-        ty: TokenStream,
+        ty: Option<TokenStream>,
         init: impl FnOnce(&Ident) -> TokenStream,
     ) -> (TokenStream, LabelId, BindingId) {
         let name = self.points[point].call.name.value();
-        let id = self.bind_hidden(field, false, Some(ty));
+        let id = self.bind_hidden(field, false, ty);
         let mut code = init(&self.bindings[id].ident.clone());
-        let is_event = self.points[point].call.kind == Kind::Event;
+        let is_event = matches!(self.points[point].call.kind, Kind::Event | Kind::Child);
         let key = if is_event { format!("{name}:waiting") } else { name };
         let label = self.new_label(LabelKind::Point { point, waiting: true }, key);
         code.extend(self.jump(label, None));
@@ -265,6 +325,17 @@ fn sleep_tokens(facts: &TokenStream, then: TokenStream) -> TokenStream {
             return ::durable_core::__private::exit(::durable_core::Exit::Suspended);
         }
         let __r = ();
+        #then
+    }
+}
+
+#[inline(never)]
+fn child_tokens(facts: &TokenStream, then: TokenStream) -> TokenStream {
+    q! {
+        let __r = match ::durable_core::__private::child_poll(__host, #facts, &__child) {
+            ::core::option::Option::Some(__r) => __r,
+            ::core::option::Option::None => return ::durable_core::__private::exit(::durable_core::Exit::Suspended),
+        };
         #then
     }
 }
