@@ -30,7 +30,7 @@ use std::fmt::Write as _;
 
 use crate::engine::human;
 use crate::facts::{FactsRecord, keys_text};
-use crate::store::{EventKind, ExecutionRecord, HistoryEvent, InboxEvent, Status, Store, StoreError};
+use crate::store::{EventKind, ExecutionRecord, HistoryEvent, InboxEvent, ListFilter, Status, Store, StoreError};
 use crate::time::Timestamp;
 
 mod graph;
@@ -51,6 +51,8 @@ pub struct ExecutionView {
     /// The registered facts of its workflow (of the build that wrote its state if they were
     /// registered, else the latest), if any.
     pub facts: Option<FactsRecord>,
+    /// The child workflows it started, oldest first.
+    pub children: Vec<ExecutionRecord>,
 }
 
 impl ExecutionView {
@@ -68,7 +70,8 @@ impl ExecutionView {
             info = store.workflow(&record.workflow, None).await?;
         }
         let facts = info.and_then(|info| info.facts().ok());
-        Ok(Some(ExecutionView { record, history, inbox, facts }))
+        let children = store.list(ListFilter { parent: Some(id.to_owned()), ..ListFilter::default() }).await?;
+        Ok(Some(ExecutionView { record, history, inbox, facts, children }))
     }
 
     /// The execution's business keys, `(name, value)`, if its workflow's facts are known.

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{ExecutionView, clean, event_json, event_line, json_or_text, offset, pretty_json, utc};
+use super::{ExecutionView, WIDE, clean, event_json, event_line, json_or_text, offset, pretty_json, utc};
 use crate::store::{EventKind, HistoryEvent, InboxEvent, Status};
 use crate::time::Timestamp;
 use crate::workflow::PointKind;
@@ -105,6 +105,10 @@ pub struct Report {
     /// The events in its inbox that were not consumed (`seq`, `name`, `at`, `payload`). Once
     /// the execution has finished, none of them ever will be.
     pub inbox: Vec<serde_json::Value>,
+    /// The execution that started it as a child workflow, if one did.
+    pub parent: Option<String>,
+    /// The child workflows it started (`id`, `workflow`, `status`), oldest first.
+    pub children: Vec<serde_json::Value>,
     #[serde(skip)]
     last: Vec<HistoryEvent>,
 }
@@ -130,6 +134,12 @@ impl Report {
             state: view.history.iter().rev().find_map(StoredState::of),
             last_events: recent.iter().map(event_json).collect(),
             inbox: view.inbox.iter().map(inbox_json).collect(),
+            parent: view.record.parent.clone(),
+            children: view
+                .children
+                .iter()
+                .map(|child| serde_json::json!({ "id": child.id, "workflow": child.workflow, "status": child.status }))
+                .collect(),
             last: recent,
         }
     }
@@ -203,6 +213,9 @@ pub fn show(view: &ExecutionView, last: usize) -> String {
         Some(why) => line(&mut out, "status", &format!("{}, {why}", report.status)),
         None => line(&mut out, "status", report.status.as_str()),
     }
+    if let Some(parent) = &view.record.parent {
+        line(&mut out, "parent", parent);
+    }
     line(&mut out, "started", &utc(report.created_at));
     line(&mut out, "updated", &format!("{} ({})", utc(report.updated_at), offset(report.updated_at, start)));
     if let Some(position) = &report.position {
@@ -231,6 +244,12 @@ pub fn show(view: &ExecutionView, last: usize) -> String {
     if let Some(output) = &view.record.output {
         let _ = writeln!(out, "output:");
         out.push_str(&indent(&pretty_json(output), "  "));
+    }
+    if !view.children.is_empty() {
+        let _ = writeln!(out, "children, {}:", view.children.len());
+        for child in &view.children {
+            let _ = writeln!(out, "  {:<10} {} of {}", child.status.as_str(), clean(&child.id, WIDE), child.workflow);
+        }
     }
     if !view.inbox.is_empty() {
         let never =

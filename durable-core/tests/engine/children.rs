@@ -2,6 +2,7 @@
 //! end delivered with the child's last commit; on memory, SQLite and PostgreSQL.
 
 use durable_core::prelude::*;
+use durable_core::render::{self, ExecutionView};
 use durable_core::store::{EventKind, ListFilter, Status, Store};
 use durable_core::{Engine, EngineError};
 
@@ -159,6 +160,16 @@ async fn a_parent_awaits_its_children_and_gets_their_results<S: Store>(store: S,
     let ended = history.iter().find(|e| e.kind == EventKind::ChildEnded).unwrap();
     assert_eq!(ended.detail.as_deref(), Some(format!("{flight} succeeded").as_str()));
     assert!(engine.store().inbox(&id).await.unwrap().is_empty(), "every notice was consumed");
+
+    // `durable show` links them both ways.
+    let view = ExecutionView::load(engine.store(), &id).await.unwrap().unwrap();
+    let text = render::show(&view, 3);
+    let listed = format!("children, 2:\n  succeeded  {flight} of charge\n  succeeded  {id}/hotel of charge\n");
+    assert!(text.contains(&listed), "{text}");
+    let report = serde_json::to_value(render::Report::new(&view, 3)).unwrap();
+    assert_eq!(report["children"][0]["id"], flight.as_str(), "{report}");
+    let child = ExecutionView::load(engine.store(), &flight).await.unwrap().unwrap();
+    assert!(render::show(&child, 3).contains(&format!("\nparent:       {id}\n")), "{}", render::show(&child, 3));
 }
 
 fn is_child_event(kind: EventKind) -> bool {
