@@ -62,6 +62,12 @@ impl<E: fmt::Display> From<crate::child::ChildError<E>> for WorkflowError {
     }
 }
 
+impl From<crate::callback::CallbackError> for WorkflowError {
+    fn from(error: crate::callback::CallbackError) -> Self {
+        WorkflowError::new(error)
+    }
+}
+
 impl From<Timeout> for WorkflowError {
     fn from(error: Timeout) -> Self {
         WorkflowError::new(error)

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use crate::callback::{CallbackPoll, CallbackWait};
 use crate::step::{StepError, StepPolicy};
 use crate::time::{SharedClock, Timestamp};
 use crate::workflow::PointFacts;
@@ -100,6 +101,18 @@ pub trait Host: Send {
         key: Option<String>,
         input: String,
     ) -> String;
+
+    /// A callback wait begins at `point`: mints its token (see [`crate::CallbackWait`]). The
+    /// checkpoint that follows, which stores the token, is written before the submitter runs.
+    fn callback_start(
+        &mut self,
+        point: &'static PointFacts,
+        timeout: Option<Duration>,
+        heartbeat: Option<Duration>,
+    ) -> CallbackWait;
+
+    /// Looks for the completion of the callback `wait` at `point`; see [`CallbackPoll`].
+    fn callback_poll(&mut self, point: &'static PointFacts, wait: &CallbackWait) -> CallbackPoll;
 
     /// A wait for child execution `child`, started earlier, begins at `point`.
     fn child_wait(&mut self, point: &'static PointFacts, child: &str);

@@ -52,6 +52,7 @@
 #[doc = include_str!("../../README.md")]
 pub mod manual {}
 
+mod callback;
 mod child;
 mod error;
 mod facts;
@@ -74,6 +75,7 @@ pub mod testing;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use crate::callback::{CallbackError, CallbackFailure, CallbackPoll, CallbackWait};
 pub use crate::child::{Child, ChildError};
 pub use crate::engine::{Delivery, Engine, EngineError, ExecutionStatus, Handle, Worker};
 pub use crate::error::{Timeout, WorkflowError};
@@ -96,7 +98,10 @@ pub use durable_macros::durable;
 
 /// Everything a workflow file needs: `use durable_core::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Child, ChildError, Ctx, Retry, Semantics, StepError, Timeout, Workflow, WorkflowError};
+    pub use crate::{
+        CallbackError, CallbackFailure, Child, ChildError, Ctx, Retry, Semantics, StepError, Timeout, Workflow,
+        WorkflowError,
+    };
     #[cfg(feature = "macros")]
     pub use crate::{call, durable, start, step, wait};
 }
@@ -161,8 +166,12 @@ macro_rules! start {
 }
 
 /// Waits durably: `wait!(name, duration)` for a timer, `wait!(name, event)` or
-/// `wait!(name, event, timeout = duration)` for an event sent to the execution by name, and
-/// `wait!(name, child = handle)` for a child workflow started with [`start!`].
+/// `wait!(name, event, timeout = duration)` for an event sent to the execution by name,
+/// `wait!(name, child = handle)` for a child workflow started with [`start!`], and
+/// `wait!(name, callback = |token| submit, [retry = ..,] [timeout = d,] [heartbeat = d])` for a
+/// callback (see [`CallbackWait`]): `submit` is a step body that hands `token` to an external
+/// system, which completes the wait with [`Engine::complete_callback`]. A callback wait
+/// evaluates to `Result<T, CallbackError>`.
 ///
 /// Only meaningful inside a `#[durable]` function; anywhere else it is a compile error.
 ///

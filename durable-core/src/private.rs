@@ -9,6 +9,7 @@ pub use serde;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::callback::{CallbackError, CallbackFailure, CallbackPoll, CallbackWait};
 use crate::child::{Child, ChildError};
 use crate::error::Timeout;
 use crate::host::{EventPoll, Gate, Host, Pause};
@@ -152,6 +153,59 @@ pub fn child_start<W: Workflow>(
         source,
     })?;
     Ok(Child::new(host.child_start(point, name, key, input)))
+}
+
+/// Begins a callback wait: mints the token.
+#[inline]
+pub fn callback_start(
+    host: &mut dyn Host,
+    point: &'static PointFacts,
+    timeout: Option<Duration>,
+    heartbeat: Option<Duration>,
+) -> CallbackWait {
+    host.callback_start(point, timeout, heartbeat)
+}
+
+/// The token a callback's submitter hands out.
+#[inline]
+pub fn callback_token(wait: &CallbackWait) -> String {
+    wait.token.clone()
+}
+
+/// Records how the submitter ended: a failure for good ends the wait with that error.
+#[inline]
+pub fn callback_submitted<T>(mut wait: CallbackWait, submitted: Result<T, StepError>) -> CallbackWait {
+    if let Err(error) = submitted {
+        wait.submit_failed = Some(error);
+    }
+    wait
+}
+
+/// What a callback wait found, with the payload decoded: `None` means keep waiting.
+pub fn callback_poll<T: DeserializeOwned>(
+    host: &mut dyn Host,
+    point: &'static PointFacts,
+    wait: &CallbackWait,
+) -> Option<Result<T, CallbackError>> {
+    let callback = point.name.to_owned();
+    if let Some(error) = &wait.submit_failed {
+        return Some(Err(CallbackError::SubmitFailed { callback, error: error.clone() }));
+    }
+    match host.callback_poll(point, wait) {
+        CallbackPoll::Received(json) => match serde_json::from_str::<Result<T, CallbackFailure>>(&json) {
+            Ok(Ok(value)) => Some(Ok(value)),
+            Ok(Err(failure)) => Some(Err(CallbackError::Failed { callback, failure })),
+            Err(error) => {
+                host.event_rejected(point, error.to_string());
+                None
+            }
+        },
+        CallbackPoll::TimedOut => Some(Err(CallbackError::TimedOut { callback })),
+        CallbackPoll::HeartbeatTimedOut => {
+            Some(Err(CallbackError::HeartbeatTimedOut { callback, heartbeat: wait.heartbeat.unwrap_or_default() }))
+        }
+        CallbackPoll::Pending => None,
+    }
 }
 
 /// Begins a `wait!(name, child = handle)`.

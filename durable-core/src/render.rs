@@ -349,7 +349,7 @@ fn json_tokens(json: &str) -> Vec<String> {
 /// A history event as JSON for scripts: its fields, with the stored state as JSON rather than
 /// as text.
 pub fn event_json(event: &HistoryEvent) -> serde_json::Value {
-    let state = event.state.as_deref().map(json_or_text);
+    let state = event.state.as_deref().map(|state| json_or_text(&crate::callback::mask_tokens(state)));
     serde_json::json!({
         "seq": event.seq,
         "at": event.at,

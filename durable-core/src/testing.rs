@@ -427,6 +427,32 @@ impl Host for TestHost<'_> {
         id
     }
 
+    fn callback_start(
+        &mut self,
+        _point: &'static PointFacts,
+        timeout: Option<Duration>,
+        heartbeat: Option<Duration>,
+    ) -> crate::CallbackWait {
+        let now = self.now();
+        let deadline = timeout.map(|timeout| now.saturating_add(timeout));
+        let token = crate::callback::mint(&self.stored.execution_id);
+        crate::CallbackWait { token, created: now, deadline, heartbeat, submit_failed: None }
+    }
+
+    /// Heartbeats are not simulated here: use the engine (or [`Harness`]) for them.
+    fn callback_poll(&mut self, _point: &'static PointFacts, wait: &crate::CallbackWait) -> crate::CallbackPoll {
+        let name = crate::callback::completion_name(&wait.token);
+        if let Some(index) = self.stored.inbox.iter().position(|(event, _)| *event == name) {
+            self.consume = Some(index);
+            return crate::CallbackPoll::Received(self.stored.inbox[index].1.clone());
+        }
+        if wait.deadline.is_some_and(|at| self.now() >= at) {
+            return crate::CallbackPoll::TimedOut;
+        }
+        self.stored.wake_at = wait.deadline;
+        crate::CallbackPoll::Pending
+    }
+
     fn child_wait(&mut self, _point: &'static PointFacts, _child: &str) {}
 
     fn child_poll(&mut self, _point: &'static PointFacts, child: &str) -> EventPoll {

@@ -224,6 +224,8 @@ pub enum PointKind {
     Child,
     /// `start!`: starts a child workflow without waiting for it.
     Spawn,
+    /// `wait!(name, callback = ..)`: hands a token out and waits for it to come back.
+    Callback,
 }
 
 impl fmt::Display for PointKind {
@@ -234,6 +236,7 @@ impl fmt::Display for PointKind {
             PointKind::Event => "event",
             PointKind::Child => "child workflow",
             PointKind::Spawn => "child start",
+            PointKind::Callback => "callback",
         })
     }
 }

@@ -156,6 +156,8 @@ pub(crate) enum Kind {
     Child,
     /// `start!`: starts a child workflow.
     Spawn,
+    /// `wait!(name, callback = |token| submit, ..)`.
+    Callback,
 }
 
 /// The macros that are suspension points.
@@ -195,6 +197,10 @@ pub(crate) struct PointCall {
     pub(crate) key: Option<Expr>,
     /// The handle a `wait!(name, child = handle)` waits for.
     pub(crate) handle: Option<Expr>,
+    /// A callback's submitter: the token's pattern and the step body that hands it out.
+    pub(crate) submit: Option<(syn::Pat, Expr)>,
+    /// A callback's heartbeat window.
+    pub(crate) heartbeat: Option<Expr>,
 }
 
 /// Parses the arguments of a `step!`/`wait!` call.
@@ -208,8 +214,9 @@ pub(crate) fn point_call(mac: &Macro) -> syn::Result<PointCall> {
         "call" => "`call!(\"name\", workflow, input [, key = value])`",
         "start" => "`start!(\"name\", workflow, input [, key = value])`",
         _ => {
-            "`wait!(\"name\", duration)`, `wait!(\"name\", event [, timeout = duration])` or \
-             `wait!(\"name\", child = handle)`"
+            "`wait!(\"name\", duration)`, `wait!(\"name\", event [, timeout = duration])`, \
+             `wait!(\"name\", child = handle)` or `wait!(\"name\", callback = |token| submit [, retry = ..] \
+             [, timeout = duration] [, heartbeat = duration])`"
         }
     };
     let name = match args.next() {
@@ -239,6 +246,8 @@ pub(crate) fn point_call(mac: &Macro) -> syn::Result<PointCall> {
         input: None,
         key: None,
         handle: None,
+        submit: None,
+        heartbeat: None,
     };
     match which {
         "step" => step_args(&mut call, rest, usage)?,
@@ -300,10 +309,38 @@ fn wait_args(call: &mut PointCall, rest: Vec<Expr>, usage: &str) -> syn::Result<
     let what = rest
         .next()
         .ok_or_else(|| syn::Error::new(call.span, format!("`wait!` needs a duration or `event`: {usage}")))?;
-    if let Some((key, handle)) = option_pair(&what).filter(|(key, _)| key == "child") {
-        let _ = key;
+    if let Some((_, handle)) = option_pair(&what).filter(|(key, _)| key == "child") {
         call.kind = Kind::Child;
         call.handle = Some(handle);
+    } else if let Some((_, submit)) = option_pair(&what).filter(|(key, _)| key == "callback") {
+        call.kind = Kind::Callback;
+        let Expr::Closure(closure) = submit else {
+            return Err(syn::Error::new(
+                submit.span(),
+                format!("`callback = ..` takes the submitter as `|token| body`: {usage}"),
+            ));
+        };
+        if closure.inputs.len() != 1 || closure.asyncness.is_some() {
+            return Err(syn::Error::new(
+                closure.span(),
+                format!("the submitter takes the token and nothing else (`|token| body`): {usage}"),
+            ));
+        }
+        call.submit = Some((closure.inputs[0].clone(), *closure.body));
+        for option in rest {
+            match option_pair(&option) {
+                Some((key, value)) if key == "timeout" => call.timeout = Some(value),
+                Some((key, value)) if key == "heartbeat" => call.heartbeat = Some(value),
+                Some((key, value)) if key == "retry" => call.retry = Some(value),
+                _ => {
+                    return Err(syn::Error::new(
+                        option.span(),
+                        format!("expected `retry = ..`, `timeout = ..` or `heartbeat = ..`: {usage}"),
+                    ));
+                }
+            }
+        }
+        return Ok(());
     } else if matches!(&what, Expr::Path(path) if path.path.is_ident("event")) {
         call.kind = Kind::Event;
         if let Some(option) = rest.next() {

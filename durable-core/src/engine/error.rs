@@ -119,6 +119,14 @@ pub enum EngineError {
         /// The events the workflow waits for.
         known: Vec<String>,
     },
+    /// A callback token that no waiting callback has: nothing was changed.
+    #[error("callback {token} cannot be completed: {why}")]
+    UnknownCallback {
+        /// The token, masked.
+        token: String,
+        /// Why.
+        why: String,
+    },
     /// A finished execution's stored output does not decode to the workflow type asked for.
     #[error("the result of execution `{id}` does not decode as the result of workflow `{workflow}`: {message}")]
     BadOutput {

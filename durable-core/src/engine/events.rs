@@ -55,6 +55,41 @@ pub(super) async fn send<S: Store>(
     }
 }
 
+/// See [`Engine::complete_callback`]: the execution was seen waiting for completion event
+/// `name` of one of its callbacks.
+pub(super) async fn send_callback<S: Store>(
+    engine: &Engine<S>,
+    id: &str,
+    name: &str,
+    payload: &str,
+) -> Result<Delivery, EngineError> {
+    engine.shared.register_facts().await;
+    let record = engine.load(id).await?;
+    let shared = &engine.shared;
+    let now = shared.clock.now();
+    // Without heartbeats the wake-up time is the timeout; with them a heartbeat since may have
+    // moved the window, which the wait itself decides on.
+    let beats = shared.store.inbox(id).await?.into_iter().any(|event| event.name.starts_with("heartbeat:"));
+    if waits_for(&record, name) && !beats && record.wake_at.is_some_and(|deadline| deadline <= now) {
+        let deadline = record.wake_at.unwrap_or(now);
+        return Err(EngineError::DeadlinePassed { id: id.to_owned(), event: "callback".to_owned(), deadline });
+    }
+    if let Some(delivery) = deliver_now(engine, record, name, payload).await? {
+        return Ok(delivery);
+    }
+    match shared.store.send_event(id, name, payload, now).await {
+        Ok(_) => {
+            shared.work.notify_one();
+            Ok(Delivery::Queued)
+        }
+        Err(StoreError::Terminal(_)) => {
+            let status = engine.load(id).await.map_or(Status::Cancelled, |record| record.status);
+            Err(EngineError::Finished { id: id.to_owned(), status })
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// Refuses an event that `record`'s workflow never waits for, when this engine knows the
 /// workflow: it could never be consumed.
 fn check_event<S: Store>(engine: &Engine<S>, record: &ExecutionRecord, name: &str) -> Result<(), EngineError> {

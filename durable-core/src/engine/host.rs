@@ -20,6 +20,7 @@ use super::commit::Committer;
 use super::hooks::{Observers, RunCause, RunInfo};
 use super::lease::HeldLease;
 use super::trace::{Subject, human};
+use crate::callback::{self, CallbackPoll, CallbackWait};
 use crate::child::{child_id, notice_name};
 use crate::host::{BoxFuture, EventPoll, Gate, Host, Pause};
 use crate::step::{Retry, Semantics, StepError, StepPolicy};
@@ -92,12 +93,15 @@ enum Polled {
 }
 
 /// Why the run is about to suspend.
+#[derive(Clone)]
 enum Suspend {
     Timer(&'static PointFacts, Timestamp),
     Retry(&'static PointFacts, Timestamp),
     Event(&'static PointFacts, Option<Timestamp>),
     /// Waiting for child execution `.1` to end.
     Child(&'static PointFacts, String),
+    /// Waiting for the callback completed by event `.1`, until `.2` (a timeout or heartbeat).
+    Callback(&'static PointFacts, String, Option<Timestamp>),
     /// The workflow's own code panicked: try again from the last checkpoint at this time.
     Panicked(String, Timestamp),
 }
@@ -128,6 +132,13 @@ pub(crate) struct RunHost<S> {
     suspend: Option<Suspend>,
     /// The child started since the last checkpoint: its workflow and id.
     spawned: Option<(&'static str, String)>,
+    /// A callback created since the last checkpoint: what its `WaitStarted` says.
+    callback_created: Option<String>,
+    /// The event that completes the callback created since the last checkpoint.
+    callback_name: Option<String>,
+    /// How the run suspends if the payload just polled is refused, when that is not the
+    /// event wait's usual way.
+    on_rejected: Option<Suspend>,
     /// How logs name the execution.
     who: String,
     /// The worker running it.
@@ -160,6 +171,9 @@ impl<S: Store> RunHost<S> {
             step: None,
             suspend: None,
             spawned: None,
+            callback_created: None,
+            callback_name: None,
+            on_rejected: None,
             who,
             worker,
             report: Report::default(),
@@ -297,7 +311,15 @@ impl<S: Store> RunHost<S> {
             self.next.events.push(started);
             return None;
         }
-        (self.next.wake_at, self.next.waiting_for) = (None, None);
+        // A callback is awaited from the moment its token is stored: a system that completes it
+        // while the submitter still runs is not turned away.
+        let awaited = self.record.waiting_for.as_ref().filter(|name| name.starts_with("callback:"));
+        let callback = match (&self.callback_created, self.polled.is_some()) {
+            (_, true) => None,
+            (Some(_), false) => self.callback_name.take(),
+            (None, false) => awaited.cloned().filter(|_| point.kind == PointKind::Callback),
+        };
+        (self.next.wake_at, self.next.waiting_for) = (None, callback);
         let (event, staged) = match (self.polled.take(), self.step.take()) {
             (Some(Polled::Inbox(seq)), _) => {
                 self.next.consume.push(seq);
@@ -336,10 +358,14 @@ impl<S: Store> RunHost<S> {
                     PointKind::Event => EventKind::EventReceived,
                     PointKind::Child => EventKind::ChildEnded,
                     PointKind::Spawn => EventKind::ChildStarted,
+                    PointKind::Callback => EventKind::EventReceived,
                 };
                 let mut event = self.event(kind, point);
                 if let Some((workflow, id)) = self.spawned.take() {
                     event = event.with_detail(format!("{workflow} {id}"));
+                }
+                if let Some(detail) = self.callback_created.take() {
+                    event = self.event(EventKind::WaitStarted, point).with_detail(detail);
                 }
                 (event, false)
             }
@@ -626,6 +652,11 @@ impl<S: Store> RunHost<S> {
                 (self.next.wake_at, self.next.waiting_for) = (None, Some(notice_name(&child)));
                 (Some(point), format!("waiting for child workflow {child}"))
             }
+            Some(Suspend::Callback(point, name, wake)) => {
+                (self.next.wake_at, self.next.waiting_for) = (wake, Some(name));
+                let until = wake.map(|at| format!(" (times out in {})", human(at.saturating_since(now))));
+                (Some(point), format!("waiting for callback {}{}", point.name, until.unwrap_or_default()))
+            }
             Some(Suspend::Panicked(message, at)) => {
                 (self.next.wake_at, self.next.waiting_for) = (Some(at), None);
                 let again = human(at.saturating_since(now));
@@ -742,6 +773,81 @@ impl<S: Store> Host for RunHost<S> {
         id
     }
 
+    fn callback_start(
+        &mut self,
+        _point: &'static PointFacts,
+        timeout: Option<Duration>,
+        heartbeat: Option<Duration>,
+    ) -> CallbackWait {
+        let now = self.now();
+        let deadline = timeout.map(|timeout| now.saturating_add(timeout));
+        let mut detail = "for a callback".to_owned();
+        if let Some(timeout) = timeout {
+            detail.push_str(&format!(" (timeout in {})", human(timeout)));
+        }
+        if let Some(heartbeat) = heartbeat {
+            detail.push_str(&format!(", a heartbeat at least every {}", human(heartbeat)));
+        }
+        self.callback_created = Some(detail);
+        let token = callback::mint(&self.record.id);
+        self.callback_name = Some(callback::completion_name(&token));
+        CallbackWait { token, created: now, deadline, heartbeat, submit_failed: None }
+    }
+
+    fn callback_poll(&mut self, point: &'static PointFacts, wait: &CallbackWait) -> CallbackPoll {
+        let name = callback::completion_name(&wait.token);
+        let beat_name = callback::heartbeat_name(&wait.token);
+        let now = self.now();
+        let beats: Vec<(u64, Timestamp)> =
+            self.inbox.iter().flatten().filter(|e| e.name == beat_name).map(|e| (e.seq, e.at)).collect();
+        // The heartbeat window as of time `at`: from the last beat before it.
+        let window_end = |at: Timestamp| {
+            let last = beats.iter().map(|&(_, beat)| beat).filter(|&beat| beat <= at).max();
+            wait.heartbeat.map(|window| last.unwrap_or(wait.created).max(wait.created).saturating_add(window))
+        };
+        // The deadlines decide, not which worker gets there first.
+        let in_time = |at: Timestamp| {
+            wait.deadline.is_none_or(|deadline| at < deadline) && window_end(at).is_none_or(|end| at < end)
+        };
+        let beat_end = window_end(now);
+        let wake = match (wait.deadline, beat_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let resume = Suspend::Callback(point, name.clone(), wake);
+        // Heartbeats are consumed with whatever ends the wait.
+        let consume_beats = |host: &mut Self| host.next.consume.extend(beats.iter().map(|&(seq, _)| seq));
+        if in_time(now)
+            && let Some(staged) = self.staged.take_if(|staged| staged.name == name)
+        {
+            consume_beats(self);
+            self.polled = Some(Polled::Staged);
+            self.on_rejected = Some(resume);
+            return CallbackPoll::Received(staged.payload);
+        }
+        let inbox = self.inbox.iter().flatten();
+        let mut candidates = inbox.filter(|e| e.name == name && in_time(e.at));
+        if let Some(event) = candidates.find(|e| !self.refused.contains(&e.seq)) {
+            let (seq, payload) = (event.seq, event.payload.clone());
+            consume_beats(self);
+            self.polled = Some(Polled::Inbox(seq));
+            self.on_rejected = Some(resume);
+            return CallbackPoll::Received(payload);
+        }
+        if wait.deadline.is_some_and(|deadline| now >= deadline) {
+            consume_beats(self);
+            self.polled = Some(Polled::TimedOut(point));
+            return CallbackPoll::TimedOut;
+        }
+        if beat_end.is_some_and(|end| now >= end) {
+            consume_beats(self);
+            self.polled = Some(Polled::TimedOut(point));
+            return CallbackPoll::HeartbeatTimedOut;
+        }
+        self.suspend = Some(resume);
+        CallbackPoll::Pending
+    }
+
     fn child_wait(&mut self, _point: &'static PointFacts, child: &str) {
         self.wait = Some(Waiting::Child(child.to_owned()));
     }
@@ -758,7 +864,7 @@ impl<S: Store> Host for RunHost<S> {
     }
 
     fn event_rejected(&mut self, point: &'static PointFacts, error: String) {
-        self.suspend = Some(Suspend::Event(point, self.poll_deadline));
+        self.suspend = Some(self.on_rejected.take().unwrap_or(Suspend::Event(point, self.poll_deadline)));
         match self.polled.take() {
             Some(Polled::Staged) => self.report.rejected = Some(error),
             Some(Polled::Inbox(seq)) => {

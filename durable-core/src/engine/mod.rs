@@ -53,6 +53,7 @@
 //! ([`Store::register_workflow`]) before it first starts, runs or signals an execution, so that
 //! the `durable` command line can draw any stored execution's workflow without its code.
 
+use crate::callback::{self, CallbackFailure};
 use crate::store::ListFilter;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -680,6 +681,73 @@ impl<S: Store> Engine<S> {
         events::send(self, id, name, payload, None).await
     }
 
+    /// Completes the callback whose token is `token` with `result`: a value of the type the
+    /// workflow's `wait!(name, callback = ..)` expects, or a [`CallbackFailure`] it receives as
+    /// [`CallbackError::Failed`](crate::CallbackError::Failed).
+    ///
+    /// Delivered as an event is: at once if the execution is suspended at the wait (a payload
+    /// that does not decode is refused with [`EngineError::EventRejected`] and the wait goes
+    /// on), else through its inbox. The deadlines decide: a completion after the wait's timeout
+    /// or heartbeat window is not taken.
+    ///
+    /// Fails with [`EngineError::UnknownCallback`], changing nothing, for a string that is no
+    /// token, a token of an unknown or finished execution, and one whose callback was completed
+    /// already or is not (or no longer) awaited.
+    pub async fn complete_callback<T: Serialize + ?Sized>(
+        &self,
+        token: &str,
+        result: Result<&T, CallbackFailure>,
+    ) -> Result<Delivery, EngineError> {
+        let encoded = match result {
+            Ok(value) => serde_json::to_value(value).map(|value| serde_json::json!({ "Ok": value })),
+            Err(failure) => serde_json::to_value(failure).map(|failure| serde_json::json!({ "Err": failure })),
+        };
+        let payload = encoded.map(|json| json.to_string()).map_err(|error| EngineError::MalformedPayload {
+            id: callback::execution_of(token).unwrap_or_default(),
+            event: "callback".to_owned(),
+            message: error.to_string(),
+        })?;
+        limits::check_payload(&payload)?;
+        let (id, name) = self.awaited_callback(token).await?;
+        events::send_callback(self, &id, &name, &payload).await
+    }
+
+    /// Records a heartbeat of the callback whose token is `token`: the external system is still
+    /// working on it. A wait with `heartbeat = d` times out with
+    /// [`CallbackError::HeartbeatTimedOut`](crate::CallbackError::HeartbeatTimedOut) when no
+    /// heartbeat came for `d`. Fails as [`Engine::complete_callback`] does for a token that is
+    /// not awaited.
+    pub async fn heartbeat_callback(&self, token: &str) -> Result<(), EngineError> {
+        let (id, _) = self.awaited_callback(token).await?;
+        let now = self.shared.clock.now();
+        match self.shared.store.send_event(&id, &callback::heartbeat_name(token), "null", now).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::Terminal(_) | StoreError::NotFound(_)) => {
+                Err(unknown_callback(token, "its execution has finished"))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The execution that waits for the callback with `token`, and the event that completes it.
+    async fn awaited_callback(&self, token: &str) -> Result<(String, String), EngineError> {
+        let Some(id) = callback::execution_of(token) else {
+            return Err(unknown_callback(token, "it is not a callback token"));
+        };
+        let record = match self.shared.store.load(&id).await? {
+            Some(record) => record,
+            None => return Err(unknown_callback(token, "no execution has it")),
+        };
+        if record.status.is_terminal() {
+            return Err(unknown_callback(token, "its execution has finished"));
+        }
+        let name = callback::completion_name(token);
+        if record.waiting_for.as_deref() != Some(name.as_str()) {
+            return Err(unknown_callback(token, "its execution does not wait for it (unknown, or completed already)"));
+        }
+        Ok((id, name))
+    }
+
     /// Sends event `name` with `payload` to execution `id` at most once per idempotency `key`:
     /// a send with a key this execution has seen before (from any process, consumed or not)
     /// stores nothing and answers [`Delivery::Duplicate`]. Use it for senders that retry (a
@@ -705,4 +773,9 @@ impl<S: Store> Engine<S> {
         limits::check_payload(&payload)?;
         events::send(self, id, name, &payload, Some(key)).await
     }
+}
+
+/// [`EngineError::UnknownCallback`] for `token`, which it shows masked.
+fn unknown_callback(token: &str, why: &str) -> EngineError {
+    EngineError::UnknownCallback { token: callback::masked(token), why: why.to_owned() }
 }

@@ -106,7 +106,7 @@ pub fn graph(facts: &FactsRecord, marks: Option<&GraphMarks>) -> String {
         let (open, close) = match point.kind {
             PointKind::Step => ("[\"", "\"]"),
             PointKind::Sleep => ("[/\"", "\"/]"),
-            PointKind::Event => ("{{\"", "\"}}"),
+            PointKind::Event | PointKind::Callback => ("{{\"", "\"}}"),
             // A child workflow is a subroutine: a box with double sides.
             PointKind::Child | PointKind::Spawn => ("[[\"", "\"]]"),
         };

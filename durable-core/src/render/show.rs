@@ -55,6 +55,8 @@ impl StoredState {
     /// a checkpoint).
     pub fn of(event: &HistoryEvent) -> Option<Self> {
         let state = event.state.as_deref().filter(|_| event.kind != EventKind::ExecutionStarted)?;
+        // A callback's token is shown masked: whoever reads the state cannot complete it.
+        let state = &crate::callback::mask_tokens(state);
         Some(StoredState {
             seq: event.seq,
             point: event.point.clone(),

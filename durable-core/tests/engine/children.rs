@@ -6,7 +6,7 @@ use durable_core::render::{self, ExecutionView};
 use durable_core::store::{EventKind, ListFilter, Status, Store};
 use durable_core::{Engine, EngineError};
 
-use crate::support::{clock, count, effect, engine};
+use crate::support::{clock, count, effect, engine, stores};
 
 /// A child: charges `amount` for `key`, or declines amounts over 1,000 for good.
 #[durable]
@@ -72,45 +72,6 @@ fn engine_with_children<S: Store>(store: S, clock: &durable_core::ManualClock) -
         .register(review)
         .build()
         .expect("the engine builds")
-}
-
-macro_rules! stores {
-    ($($check:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    super::$check(durable_core::MemoryStore::new(), concat!("memory-", stringify!($check))).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let store = durable_core::SqliteStore::create(dir.path().join("durable.db")).unwrap();
-                    super::$check(store, concat!("sqlite-", stringify!($check))).await;
-                }
-            )*
-        }
-        #[cfg(feature = "postgres")]
-        mod postgres {
-            use durable_core::testing::postgres::{SchemaGuard, server, unique_schema};
-            use durable_core::store::{PostgresOptions, PostgresStore};
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    let Some(url) = server().await else { return };
-                    let schema = unique_schema("children");
-                    let _guard = SchemaGuard::new(&url, &schema);
-                    let options = PostgresOptions { schema, ..PostgresOptions::default() };
-                    let store = PostgresStore::connect_with(&url, options).await.unwrap();
-                    super::$check(store, concat!("postgres-", stringify!($check))).await;
-                }
-            )*
-        }
-    };
 }
 
 stores!(

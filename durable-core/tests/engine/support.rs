@@ -296,3 +296,45 @@ macro_rules! both {
     };
 }
 pub(crate) use both;
+
+/// One test per store, as [`both`] does, and on PostgreSQL too when the `postgres` feature is on
+/// (skipped, visibly, without a server).
+macro_rules! stores {
+    ($($check:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    super::$check(durable_core::MemoryStore::new(), concat!("memory-", stringify!($check))).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = durable_core::SqliteStore::create(dir.path().join("durable.db")).unwrap();
+                    super::$check(store, concat!("sqlite-", stringify!($check))).await;
+                }
+            )*
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            use durable_core::testing::postgres::{SchemaGuard, server, unique_schema};
+            use durable_core::store::{PostgresOptions, PostgresStore};
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let Some(url) = server().await else { return };
+                    let schema = unique_schema("children");
+                    let _guard = SchemaGuard::new(&url, &schema);
+                    let options = PostgresOptions { schema, ..PostgresOptions::default() };
+                    let store = PostgresStore::connect_with(&url, options).await.unwrap();
+                    super::$check(store, concat!("postgres-", stringify!($check))).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use stores;

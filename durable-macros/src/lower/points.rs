@@ -191,6 +191,53 @@ impl Lowerer {
                 });
                 start
             }
+            Kind::Callback => {
+                let optional = |this: &mut Self, expr: &Option<Expr>| match expr {
+                    Some(expr) => {
+                        let expr = this.plain_expr(expr);
+                        q!(::core::option::Option::Some(#expr))
+                    }
+                    None => q!(::core::option::Option::None),
+                };
+                let timeout = optional(self, &call.timeout);
+                let heartbeat = optional(self, &call.heartbeat);
+                let policy = match call.retry.as_ref().map(|e| self.plain_expr(e)) {
+                    None => q!(::durable_core::__private::default_policy()),
+                    Some(retry) => {
+                        q!(::durable_core::StepPolicy { retry: #retry, ..::core::default::Default::default() })
+                    }
+                };
+                let (pat, body) = call.submit.clone().expect("a callback has a submitter");
+                let name = call.name.value();
+                // The token is stored (a checkpoint of its own) before the submitter hands it out.
+                let (start, token_label, wait) = self.waiting(point, "__callback", None, |wait| {
+                    q!(let #wait = ::durable_core::__private::callback_start(__host, #facts, #timeout, #heartbeat);)
+                });
+                self.labels[token_label].serde_name = format!("{name}:token");
+                self.scope.push(Vec::new());
+                let wait_label = self.new_label(LabelKind::Point { point, waiting: true }, format!("{name}:waiting"));
+                self.scope.pop();
+                self.arm_for(token_label, |this| {
+                    this.arms[this.arm].uses.insert(wait);
+                    let wait_ident = this.bindings[wait].ident.clone();
+                    let body = this.plain_expr(&syn::parse_quote!({
+                        let #pat: ::std::string::String = ::durable_core::__private::callback_token(&#wait_ident);
+                        #body
+                    }));
+                    let jump = this.jump(wait_label, None);
+                    let then = q! {
+                        let __callback = ::durable_core::__private::callback_submitted(__callback, __r);
+                        #jump
+                    };
+                    step_tokens(&facts, &policy, &body, then)
+                });
+                self.arm_for(wait_label, |this| {
+                    this.arms[this.arm].uses.insert(wait);
+                    let then = then(this);
+                    callback_tokens(&facts, then)
+                });
+                start
+            }
             Kind::Spawn => {
                 let begin = self.child_begin(point, &call);
                 let then = then(self);
@@ -265,7 +312,7 @@ impl Lowerer {
         let name = self.points[point].call.name.value();
         let id = self.bind_hidden(field, false, ty);
         let mut code = init(&self.bindings[id].ident.clone());
-        let is_event = matches!(self.points[point].call.kind, Kind::Event | Kind::Child);
+        let is_event = matches!(self.points[point].call.kind, Kind::Event | Kind::Child | Kind::Callback);
         let key = if is_event { format!("{name}:waiting") } else { name };
         let label = self.new_label(LabelKind::Point { point, waiting: true }, key);
         code.extend(self.jump(label, None));
@@ -325,6 +372,17 @@ fn sleep_tokens(facts: &TokenStream, then: TokenStream) -> TokenStream {
             return ::durable_core::__private::exit(::durable_core::Exit::Suspended);
         }
         let __r = ();
+        #then
+    }
+}
+
+#[inline(never)]
+fn callback_tokens(facts: &TokenStream, then: TokenStream) -> TokenStream {
+    q! {
+        let __r = match ::durable_core::__private::callback_poll(__host, #facts, &__callback) {
+            ::core::option::Option::Some(__r) => __r,
+            ::core::option::Option::None => return ::durable_core::__private::exit(::durable_core::Exit::Suspended),
+        };
         #then
     }
 }
