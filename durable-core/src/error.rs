@@ -68,6 +68,12 @@ impl From<crate::callback::CallbackError> for WorkflowError {
     }
 }
 
+impl From<crate::batch::BatchError> for WorkflowError {
+    fn from(error: crate::batch::BatchError) -> Self {
+        WorkflowError::new(error)
+    }
+}
+
 impl From<Timeout> for WorkflowError {
     fn from(error: Timeout) -> Self {
         WorkflowError::new(error)

@@ -114,6 +114,27 @@ pub trait Host: Send {
     /// Looks for the completion of the callback `wait` at `point`; see [`CallbackPoll`].
     fn callback_poll(&mut self, point: &'static PointFacts, wait: &CallbackWait) -> CallbackPoll;
 
+    /// A `map!`/`parallel!` of `branches` branches starts at `point`; the checkpoint that
+    /// follows stores its items.
+    fn batch_start(&mut self, point: &'static PointFacts, branches: usize, detail: String);
+
+    /// The outcomes of the branches of the batch at `point` committed so far: `(index, JSON)`.
+    fn branch_results(&mut self, point: &'static PointFacts) -> Vec<(usize, String)>;
+
+    /// Commits the outcome (JSON) of branch `index` of the batch at `point`, with the history's
+    /// words for it.
+    fn branch_end<'a>(
+        &'a mut self,
+        point: &'static PointFacts,
+        index: usize,
+        outcome: String,
+        words: String,
+    ) -> BoxFuture<'a, Result<(), Pause>>;
+
+    /// The batch at `point` is decided: the next checkpoint, which stores its result, drops the
+    /// branches' outcomes.
+    fn batch_end<'a>(&'a mut self, point: &'static PointFacts) -> BoxFuture<'a, Result<(), Pause>>;
+
     /// A wait for child execution `child`, started earlier, begins at `point`.
     fn child_wait(&mut self, point: &'static PointFacts, child: &str);
 

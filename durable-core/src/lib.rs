@@ -52,6 +52,7 @@
 #[doc = include_str!("../../README.md")]
 pub mod manual {}
 
+mod batch;
 mod callback;
 mod child;
 mod error;
@@ -75,6 +76,7 @@ pub mod testing;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use crate::batch::{Batch, BatchError, BatchItems, BatchOptions, Completed, Completion, Outcome};
 pub use crate::callback::{CallbackError, CallbackFailure, CallbackPoll, CallbackWait};
 pub use crate::child::{Child, ChildError};
 pub use crate::engine::{Delivery, Engine, EngineError, ExecutionStatus, Handle, Worker};
@@ -99,11 +101,11 @@ pub use durable_macros::durable;
 /// Everything a workflow file needs: `use durable_core::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        CallbackError, CallbackFailure, Child, ChildError, Ctx, Retry, Semantics, StepError, Timeout, Workflow,
-        WorkflowError,
+        Batch, BatchOptions, CallbackError, CallbackFailure, Child, ChildError, Completion, Ctx, Outcome, Retry,
+        Semantics, StepError, Timeout, Workflow, WorkflowError,
     };
     #[cfg(feature = "macros")]
-    pub use crate::{call, durable, start, step, wait};
+    pub use crate::{call, durable, map, parallel, start, step, wait};
 }
 
 /// Runs a step: `step!(name, [options,] body)`.
@@ -144,6 +146,44 @@ macro_rules! call {
     ($($tokens:tt)*) => {
         ::core::compile_error!(
             "`call!` can only be used inside a `#[durable]` async fn: add `#[durable]` to the function"
+        )
+    };
+}
+
+/// Runs a step body for each item of a collection, concurrently:
+/// `map!(name, items, |item| body [, max_concurrency = n] [, completion = Completion])`.
+///
+/// Only meaningful inside a `#[durable]` function; anywhere else it is a compile error.
+///
+/// `items` is any `IntoIterator` of serializable values (stored with the point while the
+/// branches run); `body` is an async expression of type `Result<T, E>` (`E` into
+/// [`StepError`]) that may use `item` and the workflow's locals. Each branch's outcome is
+/// committed as it finishes, so after a crash only unfinished branches run again. Evaluates to
+/// `Result<Batch<T>, BatchError>`; see [`Batch`], [`Completion`] and [`BatchOptions`].
+#[cfg(feature = "macros")]
+#[macro_export]
+macro_rules! map {
+    ($($tokens:tt)*) => {
+        ::core::compile_error!(
+            "`map!` can only be used inside a `#[durable]` async fn: add `#[durable]` to the function"
+        )
+    };
+}
+
+/// Runs a fixed list of step bodies concurrently:
+/// `parallel!(name, [body, body, ..] [, max_concurrency = n] [, completion = Completion])`.
+///
+/// Only meaningful inside a `#[durable]` function; anywhere else it is a compile error.
+///
+/// Every body is an async expression of the same type `Result<T, E>` (an enum, or
+/// `serde_json::Value`, joins different results); otherwise as [`map!`], branch `i` being the
+/// `i`-th body.
+#[cfg(feature = "macros")]
+#[macro_export]
+macro_rules! parallel {
+    ($($tokens:tt)*) => {
+        ::core::compile_error!(
+            "`parallel!` can only be used inside a `#[durable]` async fn: add `#[durable]` to the function"
         )
     };
 }

@@ -9,6 +9,7 @@ pub use serde;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::batch::{Batch, BatchError, BatchItems, BatchOptions, Completed, Completion, Outcome};
 use crate::callback::{CallbackError, CallbackFailure, CallbackPoll, CallbackWait};
 use crate::child::{Child, ChildError};
 use crate::error::Timeout;
@@ -153,6 +154,120 @@ pub fn child_start<W: Workflow>(
         source,
     })?;
     Ok(Child::new(host.child_start(point, name, key, input)))
+}
+
+/// Begins a `map!`/`parallel!`: the items are stored with the checkpoint that follows.
+pub fn batch_start<I, C: IntoIterator<Item = I>>(
+    host: &mut dyn Host,
+    point: &'static PointFacts,
+    items: C,
+    options: BatchOptions,
+) -> BatchItems<I> {
+    let items: Vec<I> = items.into_iter().collect();
+    let limit = options.concurrency_limit().map_or(String::new(), |n| format!(", at most {n} at a time"));
+    host.batch_start(point, items.len(), format!("{} branches{limit}", items.len()));
+    BatchItems { items, options }
+}
+
+/// Runs the branches of a batch that have no committed outcome yet, committing each outcome as
+/// it comes, until the batch's completion policy decides; see [`crate::Batch`].
+pub async fn batch_run<'b, I, T, E, F>(
+    host: &mut dyn Host,
+    point: &'static PointFacts,
+    batch: BatchItems<I>,
+    body: F,
+) -> Result<Result<Batch<T>, BatchError>, Pause>
+where
+    T: Serialize + DeserializeOwned,
+    E: Into<StepError>,
+    F: Fn(I) -> Branch<'b, Result<T, E>>,
+{
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+
+    let BatchItems { items, options } = batch;
+    if let Err(error) = options.check() {
+        return Ok(Err(error));
+    }
+    let total = items.len();
+    let mut outcomes: Vec<Option<Outcome<T>>> = (0..total).map(|_| None).collect();
+    for (index, json) in host.branch_results(point) {
+        if let Some(slot) = outcomes.get_mut(index) {
+            *slot = Some(serde_json::from_str(&json).unwrap_or_else(|error| {
+                Outcome::Failed(StepError::terminal(format!("the stored outcome does not read back: {error}")))
+            }));
+        }
+    }
+    let mut pending: VecDeque<(usize, I)> =
+        items.into_iter().enumerate().filter(|(index, _)| outcomes[*index].is_none()).collect();
+    let limit = options.concurrency_limit().unwrap_or(usize::MAX);
+    let mut running = FuturesUnordered::new();
+    let mut decided = crate::batch::decide(&options, &outcomes);
+    while decided.is_none() {
+        while running.len() < limit
+            && let Some((index, item)) = pending.pop_front()
+        {
+            let branch = body(item);
+            running.push(async move { (index, branch.await) });
+        }
+        let Some((index, result)) = running.next().await else { break };
+        let outcome = match result {
+            Ok(value) => Outcome::Succeeded(value),
+            Err(error) => Outcome::Failed(error.into()),
+        };
+        let (json, words) = match serde_json::to_string(&outcome) {
+            Ok(json) => (json, branch_words(index, &outcome)),
+            Err(error) => {
+                let failed = Outcome::<T>::Failed(StepError::terminal(format!("its value cannot be stored: {error}")));
+                (serde_json::to_string(&failed).unwrap_or_default(), branch_words(index, &failed))
+            }
+        };
+        host.branch_end(point, index, json, words).await?;
+        outcomes[index] = Some(outcome);
+        decided = crate::batch::decide(&options, &outcomes);
+    }
+    // Whatever still runs is cancelled here, at its next `.await`.
+    drop(running);
+    host.batch_end(point).await?;
+    let unstarted: std::collections::HashSet<usize> = pending.iter().map(|(index, _)| *index).collect();
+    let outcomes = outcomes
+        .into_iter()
+        .enumerate()
+        .map(|(index, outcome)| match outcome {
+            Some(outcome) => outcome,
+            None if unstarted.contains(&index) => Outcome::NotStarted,
+            None => Outcome::Cancelled,
+        })
+        .collect();
+    Ok(Ok(Batch::new(outcomes, decided.unwrap_or(Completed::AllCompleted))))
+}
+
+/// The future of one branch of a batch, boxed so that it is `Send` for any borrow it holds.
+pub type Branch<'b, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'b>>;
+
+/// Boxes a branch's future.
+#[inline]
+pub fn branch<'b, T, F: std::future::Future<Output = T> + Send + 'b>(future: F) -> Branch<'b, T> {
+    Box::pin(future)
+}
+
+/// How the history tells a branch's outcome.
+fn branch_words<T>(index: usize, outcome: &Outcome<T>) -> String {
+    match outcome {
+        Outcome::Succeeded(_) => format!("{index} succeeded"),
+        Outcome::Failed(error) => format!("{index} failed: {}", error.message()),
+        Outcome::NotStarted => format!("{index} did not start"),
+        Outcome::Cancelled => format!("{index} was cancelled"),
+    }
+}
+
+/// The options of a `map!`/`parallel!`.
+#[inline]
+pub fn batch_options(max_concurrency: Option<usize>, completion: Option<Completion>) -> BatchOptions {
+    let options = BatchOptions::new().completion(completion.unwrap_or_default());
+    match max_concurrency {
+        Some(n) => options.max_concurrency(n),
+        None => options,
+    }
 }
 
 /// Begins a callback wait: mints the token.

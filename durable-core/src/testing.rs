@@ -453,6 +453,35 @@ impl Host for TestHost<'_> {
         crate::CallbackPoll::Pending
     }
 
+    fn batch_start(&mut self, _point: &'static PointFacts, _branches: usize, _detail: String) {}
+
+    fn branch_results(&mut self, point: &'static PointFacts) -> Vec<(usize, String)> {
+        let prefix = format!("branch:{}:", point.name);
+        let results = self
+            .stored
+            .inbox
+            .iter()
+            .filter_map(|(name, payload)| Some((name.strip_prefix(&prefix)?.parse().ok()?, payload.clone())));
+        results.collect()
+    }
+
+    fn branch_end<'a>(
+        &'a mut self,
+        point: &'static PointFacts,
+        index: usize,
+        outcome: String,
+        _words: String,
+    ) -> BoxFuture<'a, Result<(), Pause>> {
+        self.stored.inbox.push_back((format!("branch:{}:{index}", point.name), outcome));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn batch_end<'a>(&'a mut self, point: &'static PointFacts) -> BoxFuture<'a, Result<(), Pause>> {
+        let prefix = format!("branch:{}:", point.name);
+        self.stored.inbox.retain(|(name, _)| !name.starts_with(&prefix));
+        Box::pin(async { Ok(()) })
+    }
+
     fn child_wait(&mut self, _point: &'static PointFacts, _child: &str) {}
 
     fn child_poll(&mut self, _point: &'static PointFacts, child: &str) -> EventPoll {

@@ -226,6 +226,8 @@ pub enum PointKind {
     Spawn,
     /// `wait!(name, callback = ..)`: hands a token out and waits for it to come back.
     Callback,
+    /// `map!`/`parallel!`: runs branches concurrently, each outcome committed on its own.
+    Map,
 }
 
 impl fmt::Display for PointKind {
@@ -237,6 +239,7 @@ impl fmt::Display for PointKind {
             PointKind::Child => "child workflow",
             PointKind::Spawn => "child start",
             PointKind::Callback => "callback",
+            PointKind::Map => "map",
         })
     }
 }

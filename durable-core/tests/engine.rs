@@ -9,6 +9,8 @@ mod support;
 mod bad_input;
 #[path = "engine/basics.rs"]
 mod basics;
+#[path = "engine/batches.rs"]
+mod batches;
 #[path = "engine/callbacks.rs"]
 mod callbacks;
 #[path = "engine/children.rs"]

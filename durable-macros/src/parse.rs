@@ -158,10 +158,12 @@ pub(crate) enum Kind {
     Spawn,
     /// `wait!(name, callback = |token| submit, ..)`.
     Callback,
+    /// `map!`/`parallel!`.
+    Map,
 }
 
 /// The macros that are suspension points.
-pub(crate) const POINT_MACROS: [&str; 4] = ["step", "wait", "call", "start"];
+pub(crate) const POINT_MACROS: [&str; 6] = ["step", "wait", "call", "start", "map", "parallel"];
 
 /// Whether `ident` names a suspension point macro.
 pub(crate) fn is_point_name(ident: &Ident) -> bool {
@@ -201,6 +203,14 @@ pub(crate) struct PointCall {
     pub(crate) submit: Option<(syn::Pat, Expr)>,
     /// A callback's heartbeat window.
     pub(crate) heartbeat: Option<Expr>,
+    /// A `map!`'s items (for `parallel!`, the number of branches as a range).
+    pub(crate) items: Option<Expr>,
+    /// A `map!`'s item pattern and body (for `parallel!`, a `match` on the branch index).
+    pub(crate) branch: Option<(syn::Pat, Expr)>,
+    /// A batch's concurrency limit.
+    pub(crate) max_concurrency: Option<Expr>,
+    /// A batch's completion policy.
+    pub(crate) completion: Option<Expr>,
 }
 
 /// Parses the arguments of a `step!`/`wait!` call.
@@ -213,6 +223,8 @@ pub(crate) fn point_call(mac: &Macro) -> syn::Result<PointCall> {
         "step" => "`step!(\"name\", [retry = ..,] [semantics = ..,] body)`",
         "call" => "`call!(\"name\", workflow, input [, key = value])`",
         "start" => "`start!(\"name\", workflow, input [, key = value])`",
+        "map" => "`map!(\"name\", items, |item| body [, max_concurrency = n] [, completion = Completion::..])`",
+        "parallel" => "`parallel!(\"name\", [body, body, ..] [, max_concurrency = n] [, completion = Completion::..])`",
         _ => {
             "`wait!(\"name\", duration)`, `wait!(\"name\", event [, timeout = duration])`, \
              `wait!(\"name\", child = handle)` or `wait!(\"name\", callback = |token| submit [, retry = ..] \
@@ -248,10 +260,15 @@ pub(crate) fn point_call(mac: &Macro) -> syn::Result<PointCall> {
         handle: None,
         submit: None,
         heartbeat: None,
+        items: None,
+        branch: None,
+        max_concurrency: None,
+        completion: None,
     };
     match which {
         "step" => step_args(&mut call, rest, usage)?,
         "call" | "start" => child_args(&mut call, which, rest, usage)?,
+        "map" | "parallel" => batch_args(&mut call, which, rest, usage)?,
         _ => wait_args(&mut call, rest, usage)?,
     }
     Ok(call)
@@ -299,6 +316,63 @@ fn child_args(call: &mut PointCall, which: &str, rest: Vec<Expr>, usage: &str) -
         match option_pair(&option) {
             Some((key, value)) if key == "key" => call.key = Some(value),
             _ => return Err(syn::Error::new(option.span(), format!("expected `key = value`: {usage}"))),
+        }
+    }
+    Ok(())
+}
+
+fn batch_args(call: &mut PointCall, which: &str, rest: Vec<Expr>, usage: &str) -> syn::Result<()> {
+    call.kind = Kind::Map;
+    let mut rest = rest.into_iter();
+    let missing = |what: &str| syn::Error::new(call.span, format!("`{which}!` needs {what}: {usage}"));
+    if which == "map" {
+        let items = rest.next().ok_or_else(|| missing("the items"))?;
+        let body = rest.next().ok_or_else(|| missing("the branch body"))?;
+        let Expr::Closure(closure) = body else {
+            return Err(syn::Error::new(body.span(), format!("the branch body is written `|item| body`: {usage}")));
+        };
+        if closure.inputs.len() != 1 || closure.asyncness.is_some() {
+            return Err(syn::Error::new(
+                closure.span(),
+                format!("the branch takes one item and nothing else (`|item| body`): {usage}"),
+            ));
+        }
+        call.items = Some(items);
+        call.branch = Some((closure.inputs[0].clone(), *closure.body));
+    } else {
+        let branches = rest.next().ok_or_else(|| missing("its branches"))?;
+        let Expr::Array(array) = branches else {
+            return Err(syn::Error::new(
+                branches.span(),
+                format!("the branches are written as a list `[body, body, ..]`: {usage}"),
+            ));
+        };
+        let count = array.elems.len();
+        // Each branch's error becomes a `StepError`, so branches may fail with errors of their own.
+        let arms = array
+            .elems
+            .iter()
+            .enumerate()
+            .map(|(index, body)| quote::quote!(#index => ::durable_core::__private::step_output(#body),));
+        call.items = Some(syn::parse_quote!(0..#count));
+        let pat: syn::Pat = syn::parse_quote!(__branch);
+        // Every index is below the count: the last arm is never taken.
+        let body: Expr = syn::parse_quote!(match __branch {
+            #(#arms)*
+            _ => ::core::result::Result::Err(::durable_core::StepError::terminal("no such branch")),
+        });
+        call.branch = Some((pat, body));
+    }
+    for option in rest {
+        match option_pair(&option) {
+            Some((key, value)) if key == "max_concurrency" => call.max_concurrency = Some(value),
+            Some((key, value)) if key == "completion" => call.completion = Some(value),
+            _ => {
+                return Err(syn::Error::new(
+                    option.span(),
+                    format!("expected `max_concurrency = n` or `completion = ..`: {usage}"),
+                ));
+            }
         }
     }
     Ok(())

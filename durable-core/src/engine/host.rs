@@ -25,8 +25,8 @@ use crate::child::{child_id, notice_name};
 use crate::host::{BoxFuture, EventPoll, Gate, Host, Pause};
 use crate::step::{Retry, Semantics, StepError, StepPolicy};
 use crate::store::{
-    Commit, EventKind, ExecutionRecord, HistoryEvent, InboxEvent, NewExecution, Snapshot, Status, StepRecord, Store,
-    StoreError,
+    Commit, EventKind, ExecutionRecord, HistoryEvent, InboxEvent, NewExecution, Notice, Snapshot, Status, StepRecord,
+    Store, StoreError,
 };
 use crate::time::{SharedClock, Timestamp};
 use crate::workflow::{PointFacts, PointKind, WorkflowFacts};
@@ -116,6 +116,12 @@ struct StepRun {
     policy: StepPolicy,
 }
 
+/// The name of the self-notices that hold the outcomes of the batch at `point`, before the
+/// branch's index.
+fn branch_prefix(point: &PointFacts) -> String {
+    format!("branch:{}:", point.name)
+}
+
 /// The [`Host`] of one run. See the [module docs](self).
 pub(crate) struct RunHost<S> {
     env: Env<S>,
@@ -132,8 +138,8 @@ pub(crate) struct RunHost<S> {
     suspend: Option<Suspend>,
     /// The child started since the last checkpoint: its workflow and id.
     spawned: Option<(&'static str, String)>,
-    /// A callback created since the last checkpoint: what its `WaitStarted` says.
-    callback_created: Option<String>,
+    /// A callback or batch begun since the last checkpoint: the event that checkpoint records.
+    opened: Option<(EventKind, String)>,
     /// The event that completes the callback created since the last checkpoint.
     callback_name: Option<String>,
     /// How the run suspends if the payload just polled is refused, when that is not the
@@ -171,7 +177,7 @@ impl<S: Store> RunHost<S> {
             step: None,
             suspend: None,
             spawned: None,
-            callback_created: None,
+            opened: None,
             callback_name: None,
             on_rejected: None,
             who,
@@ -222,7 +228,7 @@ impl<S: Store> RunHost<S> {
     pub(crate) async fn prepare(&mut self) -> Result<(), StoreError> {
         let point = self.record.snapshot.as_ref().and_then(|s| self.facts.point(&s.point));
         let at_event = self.record.waiting_for.is_some()
-            || point.is_some_and(|p| matches!(p.kind, PointKind::Event | PointKind::Child));
+            || point.is_some_and(|p| matches!(p.kind, PointKind::Event | PointKind::Child | PointKind::Map));
         if at_event && self.staged.is_none() {
             self.inbox = Some(self.env.store.inbox(&self.record.id).await?);
         }
@@ -314,9 +320,10 @@ impl<S: Store> RunHost<S> {
         // A callback is awaited from the moment its token is stored: a system that completes it
         // while the submitter still runs is not turned away.
         let awaited = self.record.waiting_for.as_ref().filter(|name| name.starts_with("callback:"));
-        let callback = match (&self.callback_created, self.polled.is_some()) {
+        let callback = match (&self.opened, self.polled.is_some()) {
             (_, true) => None,
-            (Some(_), false) => self.callback_name.take(),
+            (Some(_), false) if point.kind == PointKind::Callback => self.callback_name.take(),
+            (Some(_), false) => None,
             (None, false) => awaited.cloned().filter(|_| point.kind == PointKind::Callback),
         };
         (self.next.wake_at, self.next.waiting_for) = (None, callback);
@@ -359,13 +366,14 @@ impl<S: Store> RunHost<S> {
                     PointKind::Child => EventKind::ChildEnded,
                     PointKind::Spawn => EventKind::ChildStarted,
                     PointKind::Callback => EventKind::EventReceived,
+                    PointKind::Map => EventKind::StepSucceeded,
                 };
                 let mut event = self.event(kind, point);
                 if let Some((workflow, id)) = self.spawned.take() {
                     event = event.with_detail(format!("{workflow} {id}"));
                 }
-                if let Some(detail) = self.callback_created.take() {
-                    event = self.event(EventKind::WaitStarted, point).with_detail(detail);
+                if let Some((kind, detail)) = self.opened.take() {
+                    event = self.event(kind, point).with_detail(detail);
                 }
                 (event, false)
             }
@@ -788,7 +796,7 @@ impl<S: Store> Host for RunHost<S> {
         if let Some(heartbeat) = heartbeat {
             detail.push_str(&format!(", a heartbeat at least every {}", human(heartbeat)));
         }
-        self.callback_created = Some(detail);
+        self.opened = Some((EventKind::WaitStarted, detail));
         let token = callback::mint(&self.record.id);
         self.callback_name = Some(callback::completion_name(&token));
         CallbackWait { token, created: now, deadline, heartbeat, submit_failed: None }
@@ -846,6 +854,51 @@ impl<S: Store> Host for RunHost<S> {
         }
         self.suspend = Some(resume);
         CallbackPoll::Pending
+    }
+
+    fn batch_start(&mut self, _point: &'static PointFacts, _branches: usize, detail: String) {
+        self.opened = Some((EventKind::StepStarted, detail));
+    }
+
+    fn branch_results(&mut self, point: &'static PointFacts) -> Vec<(usize, String)> {
+        let prefix = branch_prefix(point);
+        let inbox = self.inbox.iter().flatten();
+        let results = inbox.filter_map(|event| Some((event.name.strip_prefix(&prefix)?.parse().ok()?, event)));
+        results.map(|(index, event)| (index, event.payload.clone())).collect()
+    }
+
+    fn branch_end<'a>(
+        &'a mut self,
+        point: &'static PointFacts,
+        index: usize,
+        outcome: String,
+        words: String,
+    ) -> BoxFuture<'a, Result<(), Pause>> {
+        Box::pin(async move {
+            // The outcome waits in the execution's own inbox until the batch is decided: stored
+            // apart from the state, so a branch's commit does not rewrite the others'.
+            let name = format!("{}{index}", branch_prefix(point));
+            let to = self.record.id.clone();
+            self.next.notify.push(Notice { to, key: Some(name.clone()), name, payload: outcome });
+            self.next.events.push(self.event(EventKind::BranchEnded, point).with_detail(words));
+            self.flush().await
+        })
+    }
+
+    fn batch_end<'a>(&'a mut self, point: &'static PointFacts) -> BoxFuture<'a, Result<(), Pause>> {
+        Box::pin(async move {
+            let inbox = match self.env.store.inbox(&self.record.id).await {
+                Ok(inbox) => inbox,
+                Err(error) => {
+                    self.report.failure = Some(error);
+                    return Err(Pause::Interrupt);
+                }
+            };
+            let prefix = branch_prefix(point);
+            self.next.consume.extend(inbox.iter().filter(|e| e.name.starts_with(&prefix)).map(|e| e.seq));
+            self.inbox = Some(inbox.into_iter().filter(|e| !e.name.starts_with(&prefix)).collect());
+            Ok(())
+        })
     }
 
     fn child_wait(&mut self, _point: &'static PointFacts, child: &str) {

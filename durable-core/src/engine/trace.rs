@@ -117,6 +117,7 @@ pub(crate) fn message(who: &str, event: &HistoryEvent) -> String {
         EventKind::ExecutionCancelled => format!("{who} cancelled"),
         EventKind::ChildStarted => format!("{who} started child workflow {detail} at {point}"),
         EventKind::ChildEnded => format!("{who}: child workflow {detail} (at {point})"),
+        EventKind::BranchEnded => format!("{who}: {point} branch {detail}"),
     }
 }
 

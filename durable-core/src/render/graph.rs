@@ -109,6 +109,8 @@ pub fn graph(facts: &FactsRecord, marks: Option<&GraphMarks>) -> String {
             PointKind::Event | PointKind::Callback => ("{{\"", "\"}}"),
             // A child workflow is a subroutine: a box with double sides.
             PointKind::Child | PointKind::Spawn => ("[[\"", "\"]]"),
+            // A fan-out: a trapezoid, wide side down.
+            PointKind::Map => ("[/\"", "\"\\]"),
         };
         let _ = writeln!(out, "    p{}{open}{label}{close}", point.index);
     }

@@ -104,11 +104,13 @@ pub enum EventKind {
     ChildStarted,
     /// A child workflow the execution waited for ended (with its id and how it ended).
     ChildEnded,
+    /// A branch of a `map!`/`parallel!` ended (with its index and outcome).
+    BranchEnded,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 16] = [
+    pub const ALL: [EventKind; 17] = [
         EventKind::ExecutionStarted,
         EventKind::StepStarted,
         EventKind::StepSucceeded,
@@ -125,6 +127,7 @@ impl EventKind {
         EventKind::ExecutionCancelled,
         EventKind::ChildStarted,
         EventKind::ChildEnded,
+        EventKind::BranchEnded,
     ];
 
     /// The stored name, the variant's name (`StepSucceeded`).
@@ -146,6 +149,7 @@ impl EventKind {
             EventKind::ExecutionCancelled => "ExecutionCancelled",
             EventKind::ChildStarted => "ChildStarted",
             EventKind::ChildEnded => "ChildEnded",
+            EventKind::BranchEnded => "BranchEnded",
         }
     }
 }

@@ -19,6 +19,10 @@ pub enum CrashAt {
     Checkpoint(usize),
     /// Right after the commit that next writes a checkpoint at the point with this name.
     Point(String),
+    /// Right after the commit that writes the `n`-th history event (from 1, counting every event
+    /// in its history, `ExecutionStarted` included): also commits that write no checkpoint,
+    /// such as a batch branch's outcome.
+    Event(usize),
 }
 
 /// The crash armed in a process.
@@ -96,6 +100,11 @@ impl HarnessStore {
             CrashAt::Checkpoint(n) => {
                 let written = events.filter(|e| is_checkpoint(e)).count();
                 let total = self.inner.history(&id).await?.iter().filter(|e| is_checkpoint(e)).count();
+                written > 0 && total >= *n && total - written < *n
+            }
+            CrashAt::Event(n) => {
+                let written = events.count();
+                let total = self.inner.history(&id).await?.len();
                 written > 0 && total >= *n && total - written < *n
             }
         };

@@ -238,6 +238,58 @@ impl Lowerer {
                 });
                 start
             }
+            Kind::Map => {
+                let optional = |this: &mut Self, expr: &Option<Expr>| match expr {
+                    Some(expr) => {
+                        let expr = this.plain_expr(expr);
+                        q!(::core::option::Option::Some(#expr))
+                    }
+                    None => q!(::core::option::Option::None),
+                };
+                let items = self.plain_expr(call.items.as_ref().expect("a batch has items"));
+                let max_concurrency = optional(self, &call.max_concurrency);
+                let completion = optional(self, &call.completion);
+                let (pat, body) = call.branch.clone().expect("a batch has a branch body");
+                let name = call.name.value();
+                // The items are stored (a checkpoint of their own) before any branch runs.
+                let (start, label, batch) = self.waiting(point, "__batch", None, |batch| {
+                    q! {
+                        let #batch = ::durable_core::__private::batch_start(
+                            __host,
+                            #facts,
+                            #items,
+                            ::durable_core::__private::batch_options(#max_concurrency, #completion),
+                        );
+                    }
+                });
+                self.labels[label].serde_name = format!("{name}:batch");
+                self.arm_for(label, |this| {
+                    this.arms[this.arm].uses.insert(batch);
+                    let batch = this.bindings[batch].ident.clone();
+                    // Each branch owns its item and borrows the workflow's locals: they are shadowed
+                    // by references, which the branches' futures share.
+                    let shadows = this.borrowed_by(&pat, &body);
+                    // The user's `&local` is now a reference to a reference: not their doing.
+                    let branch: Expr = syn::parse_quote!({
+                        #(let #shadows = &#shadows;)*
+                        #[allow(clippy::needless_borrow, clippy::needless_borrows_for_generic_args)]
+                        let __branch = move |#pat| ::durable_core::__private::branch(async move { #body });
+                        __branch
+                    });
+                    let branch = this.plain_expr(&branch);
+                    let then = then(this);
+                    q! {
+                        let __r = match ::durable_core::__private::batch_run(__host, #facts, #batch, #branch).await {
+                            ::core::result::Result::Ok(__r) => __r,
+                            ::core::result::Result::Err(__p) => {
+                                return ::durable_core::__private::exit(::durable_core::__private::pause(__p));
+                            }
+                        };
+                        #then
+                    }
+                });
+                start
+            }
             Kind::Spawn => {
                 let begin = self.child_begin(point, &call);
                 let then = then(self);
@@ -264,6 +316,29 @@ impl Lowerer {
                 start
             }
         }
+    }
+
+    /// The workflow's locals that `body` uses, other than the bindings of `pat`.
+    fn borrowed_by(&self, pat: &syn::Pat, body: &Expr) -> Vec<Ident> {
+        struct Bound(Vec<Ident>);
+        impl<'a> syn::visit::Visit<'a> for Bound {
+            fn visit_pat_ident(&mut self, pat: &'a syn::PatIdent) {
+                self.0.push(pat.ident.clone());
+                syn::visit::visit_pat_ident(self, pat);
+            }
+        }
+        let mut bound = Bound(Vec::new());
+        syn::visit::Visit::visit_pat(&mut bound, pat);
+        let mut used = Vec::new();
+        scan::uses(body, &mut used);
+        let mut locals: Vec<Ident> = used
+            .into_iter()
+            .filter(|ident| !bound.0.contains(ident))
+            .filter(|ident| self.resolve(ident).is_some_and(|id| !self.bindings[id].hidden))
+            .collect();
+        locals.sort();
+        locals.dedup();
+        locals
     }
 
     /// The code that starts the child of a `call!`/`start!` and evaluates to its handle.
@@ -312,7 +387,7 @@ impl Lowerer {
         let name = self.points[point].call.name.value();
         let id = self.bind_hidden(field, false, ty);
         let mut code = init(&self.bindings[id].ident.clone());
-        let is_event = matches!(self.points[point].call.kind, Kind::Event | Kind::Child | Kind::Callback);
+        let is_event = matches!(self.points[point].call.kind, Kind::Event | Kind::Child | Kind::Callback | Kind::Map);
         let key = if is_event { format!("{name}:waiting") } else { name };
         let label = self.new_label(LabelKind::Point { point, waiting: true }, key);
         code.extend(self.jump(label, None));
