@@ -74,6 +74,12 @@ impl From<crate::batch::BatchError> for WorkflowError {
     }
 }
 
+impl From<crate::poll::PollError> for WorkflowError {
+    fn from(error: crate::poll::PollError) -> Self {
+        WorkflowError::new(error)
+    }
+}
+
 impl From<Timeout> for WorkflowError {
     fn from(error: Timeout) -> Self {
         WorkflowError::new(error)

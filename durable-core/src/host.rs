@@ -135,6 +135,15 @@ pub trait Host: Send {
     /// branches' outcomes.
     fn batch_end<'a>(&'a mut self, point: &'static PointFacts) -> BoxFuture<'a, Result<(), Pause>>;
 
+    /// The poll number `polls` of the wait for a condition at `point` found it not done: the
+    /// next poll is due after `delay`. Returns when; the checkpoint that follows (the poll's
+    /// new state) is written with the suspension.
+    fn poll_scheduled(&mut self, point: &'static PointFacts, polls: u32, delay: Duration) -> Timestamp;
+
+    /// Whether the next poll of the wait at `point`, due at `at`, may run now; if not, the run
+    /// suspends until then.
+    fn poll_due(&mut self, point: &'static PointFacts, at: Timestamp) -> bool;
+
     /// A wait for child execution `child`, started earlier, begins at `point`.
     fn child_wait(&mut self, point: &'static PointFacts, child: &str);
 

@@ -58,6 +58,7 @@ mod child;
 mod error;
 mod facts;
 mod host;
+mod poll;
 mod step;
 mod time;
 mod workflow;
@@ -83,6 +84,7 @@ pub use crate::engine::{Delivery, Engine, EngineError, ExecutionStatus, Handle, 
 pub use crate::error::{Timeout, WorkflowError};
 pub use crate::facts::{FactsRecord, PointRecord};
 pub use crate::host::{BoxFuture, Ctx, EventPoll, Gate, Host, Pause};
+pub use crate::poll::{Check, PollError, PollState};
 pub use crate::step::{Retry, Semantics, StepError, StepPolicy};
 #[cfg(feature = "postgres")]
 pub use crate::store::PostgresStore;
@@ -101,8 +103,8 @@ pub use durable_macros::durable;
 /// Everything a workflow file needs: `use durable_core::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Batch, BatchOptions, CallbackError, CallbackFailure, Child, ChildError, Completion, Ctx, Outcome, Retry,
-        Semantics, StepError, Timeout, Workflow, WorkflowError,
+        Batch, BatchOptions, CallbackError, CallbackFailure, Check, Child, ChildError, Completion, Ctx, Outcome,
+        PollError, Retry, Semantics, StepError, Timeout, Workflow, WorkflowError,
     };
     #[cfg(feature = "macros")]
     pub use crate::{call, durable, map, parallel, start, step, wait};
@@ -212,6 +214,11 @@ macro_rules! start {
 /// callback (see [`CallbackWait`]): `submit` is a step body that hands `token` to an external
 /// system, which completes the wait with [`Engine::complete_callback`]. A callback wait
 /// evaluates to `Result<T, CallbackError>`.
+///
+/// `wait!(name, until = |state| check, state = init, schedule = Retry::..)` waits for a
+/// condition: `check` is an async expression of type `Result<Check<S, T>, E>` run once per
+/// poll, durably `schedule`'s delays apart, at most `schedule`'s number of attempts; it
+/// evaluates to `Result<T, PollError>`. See [`Check`].
 ///
 /// Only meaningful inside a `#[durable]` function; anywhere else it is a compile error.
 ///

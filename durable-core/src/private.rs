@@ -14,6 +14,7 @@ use crate::callback::{CallbackError, CallbackFailure, CallbackPoll, CallbackWait
 use crate::child::{Child, ChildError};
 use crate::error::Timeout;
 use crate::host::{EventPoll, Gate, Host, Pause};
+use crate::poll::{Check, PollError, PollState};
 use crate::step::{StepError, StepPolicy};
 use crate::time::Timestamp;
 use crate::workflow::{Exit, PointFacts, Snapshot, StateError, Workflow};
@@ -267,6 +268,51 @@ pub fn batch_options(max_concurrency: Option<usize>, completion: Option<Completi
     match max_concurrency {
         Some(n) => options.max_concurrency(n),
         None => options,
+    }
+}
+
+/// Begins a wait for a condition, before its first poll.
+#[inline]
+pub fn poll_start<S>(state: S) -> PollState<S> {
+    PollState { state, polls: 0, next_at: None }
+}
+
+/// Whether the next poll may run now (else the run suspends until it is due).
+#[inline]
+pub fn poll_due<S>(host: &mut dyn Host, point: &'static PointFacts, poll: &PollState<S>) -> bool {
+    poll.next_at.is_none_or(|at| host.poll_due(point, at))
+}
+
+/// What follows a poll: the wait's value, or the state to poll again from.
+pub enum PollNext<S, T> {
+    /// The wait is over.
+    Done(Result<T, PollError>),
+    /// Poll again, from this state, when it is due.
+    Again(PollState<S>),
+}
+
+/// Decides what follows poll number `polls + 1`, which found `checked`.
+pub fn poll_after<S, T, E: Into<StepError>>(
+    host: &mut dyn Host,
+    point: &'static PointFacts,
+    polls: u32,
+    checked: Result<Check<S, T>, E>,
+    schedule: &crate::Retry,
+) -> PollNext<S, T> {
+    let polls = polls + 1;
+    match checked {
+        Ok(Check::Done(value)) => PollNext::Done(Ok(value)),
+        Err(error) => {
+            let error = error.into();
+            PollNext::Done(Err(PollError::Failed { point: point.name.to_owned(), attempt: polls, error }))
+        }
+        Ok(Check::NotYet(state)) => match schedule.delay_after(polls, rand::random::<f64>()) {
+            Some(delay) => {
+                let next_at = Some(host.poll_scheduled(point, polls, delay));
+                PollNext::Again(PollState { state, polls, next_at })
+            }
+            None => PollNext::Done(Err(PollError::Exhausted { point: point.name.to_owned(), attempts: polls })),
+        },
     }
 }
 

@@ -453,6 +453,20 @@ impl Host for TestHost<'_> {
         crate::CallbackPoll::Pending
     }
 
+    fn poll_scheduled(&mut self, _point: &'static PointFacts, _polls: u32, delay: Duration) -> Timestamp {
+        let at = self.now().saturating_add(delay);
+        self.wake = Some(at);
+        at
+    }
+
+    fn poll_due(&mut self, _point: &'static PointFacts, at: Timestamp) -> bool {
+        let due = self.now() >= at;
+        if !due {
+            self.stored.wake_at = Some(at);
+        }
+        due
+    }
+
     fn batch_start(&mut self, _point: &'static PointFacts, _branches: usize, _detail: String) {}
 
     fn branch_results(&mut self, point: &'static PointFacts) -> Vec<(usize, String)> {

@@ -228,6 +228,8 @@ pub enum PointKind {
     Callback,
     /// `map!`/`parallel!`: runs branches concurrently, each outcome committed on its own.
     Map,
+    /// `wait!(name, until = ..)`: polls a condition, durably apart, until it holds.
+    Poll,
 }
 
 impl fmt::Display for PointKind {
@@ -240,6 +242,7 @@ impl fmt::Display for PointKind {
             PointKind::Spawn => "child start",
             PointKind::Callback => "callback",
             PointKind::Map => "map",
+            PointKind::Poll => "poll",
         })
     }
 }

@@ -25,6 +25,8 @@ mod hooks;
 mod limits;
 #[path = "engine/panics.rs"]
 mod panics;
+#[path = "engine/polls.rs"]
+mod polls;
 #[path = "engine/recovery.rs"]
 mod recovery;
 #[path = "engine/retries.rs"]

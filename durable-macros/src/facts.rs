@@ -25,6 +25,7 @@ pub(crate) fn facts(workflow: &str, args: &Args, item: &ItemFn, sig: &Signature,
             Kind::Spawn => q!(Spawn),
             Kind::Callback => q!(Callback),
             Kind::Map => q!(Map),
+            Kind::Poll => q!(Poll),
         };
         let start = point.call.span.start();
         let (line, column) = (start.line as u32, start.column as u32 + 1);

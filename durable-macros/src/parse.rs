@@ -160,6 +160,8 @@ pub(crate) enum Kind {
     Callback,
     /// `map!`/`parallel!`.
     Map,
+    /// `wait!(name, until = |state| check, ..)`.
+    Poll,
 }
 
 /// The macros that are suspension points.
@@ -211,6 +213,12 @@ pub(crate) struct PointCall {
     pub(crate) max_concurrency: Option<Expr>,
     /// A batch's completion policy.
     pub(crate) completion: Option<Expr>,
+    /// A wait for a condition: the state's pattern and the check.
+    pub(crate) until: Option<(syn::Pat, Expr)>,
+    /// Its first state.
+    pub(crate) state: Option<Expr>,
+    /// How many polls and how far apart.
+    pub(crate) schedule: Option<Expr>,
 }
 
 /// Parses the arguments of a `step!`/`wait!` call.
@@ -227,8 +235,9 @@ pub(crate) fn point_call(mac: &Macro) -> syn::Result<PointCall> {
         "parallel" => "`parallel!(\"name\", [body, body, ..] [, max_concurrency = n] [, completion = Completion::..])`",
         _ => {
             "`wait!(\"name\", duration)`, `wait!(\"name\", event [, timeout = duration])`, \
-             `wait!(\"name\", child = handle)` or `wait!(\"name\", callback = |token| submit [, retry = ..] \
-             [, timeout = duration] [, heartbeat = duration])`"
+             `wait!(\"name\", child = handle)`, `wait!(\"name\", callback = |token| submit [, retry = ..] \
+             [, timeout = duration] [, heartbeat = duration])` or `wait!(\"name\", until = |state| check, \
+             state = first, schedule = Retry::..)`"
         }
     };
     let name = match args.next() {
@@ -264,6 +273,9 @@ pub(crate) fn point_call(mac: &Macro) -> syn::Result<PointCall> {
         branch: None,
         max_concurrency: None,
         completion: None,
+        until: None,
+        state: None,
+        schedule: None,
     };
     match which {
         "step" => step_args(&mut call, rest, usage)?,
@@ -386,6 +398,40 @@ fn wait_args(call: &mut PointCall, rest: Vec<Expr>, usage: &str) -> syn::Result<
     if let Some((_, handle)) = option_pair(&what).filter(|(key, _)| key == "child") {
         call.kind = Kind::Child;
         call.handle = Some(handle);
+    } else if let Some((_, until)) = option_pair(&what).filter(|(key, _)| key == "until") {
+        call.kind = Kind::Poll;
+        let Expr::Closure(closure) = until else {
+            return Err(syn::Error::new(
+                until.span(),
+                format!("`until = ..` takes the check as `|state| body`: {usage}"),
+            ));
+        };
+        if closure.inputs.len() != 1 || closure.asyncness.is_some() {
+            return Err(syn::Error::new(
+                closure.span(),
+                format!("the check takes the state and nothing else (`|state| body`): {usage}"),
+            ));
+        }
+        call.until = Some((closure.inputs[0].clone(), *closure.body));
+        for option in rest {
+            match option_pair(&option) {
+                Some((key, value)) if key == "state" => call.state = Some(value),
+                Some((key, value)) if key == "schedule" => call.schedule = Some(value),
+                _ => {
+                    return Err(syn::Error::new(
+                        option.span(),
+                        format!("expected `state = ..` or `schedule = ..`: {usage}"),
+                    ));
+                }
+            }
+        }
+        if call.schedule.is_none() {
+            return Err(syn::Error::new(
+                call.span,
+                format!("a wait for a condition needs `schedule = ..` (how many polls, how far apart): {usage}"),
+            ));
+        }
+        return Ok(());
     } else if let Some((_, submit)) = option_pair(&what).filter(|(key, _)| key == "callback") {
         call.kind = Kind::Callback;
         let Expr::Closure(closure) = submit else {

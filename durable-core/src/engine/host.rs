@@ -80,6 +80,8 @@ enum Waiting {
     Event(Option<Timestamp>),
     /// A wait for child execution `.0`.
     Child(String),
+    /// A wait for a condition until its next poll: when, after which poll, and the delay.
+    Poll(Timestamp, u32, Duration),
 }
 
 /// What the last event poll found, until the next checkpoint records it.
@@ -303,6 +305,10 @@ impl<S: Store> RunHost<S> {
                         None => format!("for event {}", point.name),
                     }
                 }
+                Waiting::Poll(until, polls, delay) => {
+                    (self.next.wake_at, self.next.waiting_for) = (Some(until), None);
+                    format!("poll {polls} found {} not done; next poll in {}", point.name, human(delay))
+                }
                 Waiting::Child(child) => {
                     (self.next.wake_at, self.next.waiting_for) = (None, Some(notice_name(&child)));
                     if let Some((workflow, id)) = self.spawned.take() {
@@ -367,6 +373,7 @@ impl<S: Store> RunHost<S> {
                     PointKind::Spawn => EventKind::ChildStarted,
                     PointKind::Callback => EventKind::EventReceived,
                     PointKind::Map => EventKind::StepSucceeded,
+                    PointKind::Poll => EventKind::WaitSucceeded,
                 };
                 let mut event = self.event(kind, point);
                 if let Some((workflow, id)) = self.spawned.take() {
@@ -854,6 +861,21 @@ impl<S: Store> Host for RunHost<S> {
         }
         self.suspend = Some(resume);
         CallbackPoll::Pending
+    }
+
+    fn poll_scheduled(&mut self, _point: &'static PointFacts, polls: u32, delay: Duration) -> Timestamp {
+        let at = self.now().saturating_add(delay);
+        self.wait = Some(Waiting::Poll(at, polls, delay));
+        at
+    }
+
+    fn poll_due(&mut self, point: &'static PointFacts, at: Timestamp) -> bool {
+        if self.now() < at {
+            self.suspend = Some(Suspend::Timer(point, at));
+            return false;
+        }
+        self.next.wake_at = None;
+        true
     }
 
     fn batch_start(&mut self, _point: &'static PointFacts, _branches: usize, detail: String) {

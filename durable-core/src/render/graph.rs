@@ -107,6 +107,8 @@ pub fn graph(facts: &FactsRecord, marks: Option<&GraphMarks>) -> String {
             PointKind::Step => ("[\"", "\"]"),
             PointKind::Sleep => ("[/\"", "\"/]"),
             PointKind::Event | PointKind::Callback => ("{{\"", "\"}}"),
+            // A loop of polls: a circle.
+            PointKind::Poll => ("((\"", "\"))"),
             // A child workflow is a subroutine: a box with double sides.
             PointKind::Child | PointKind::Spawn => ("[[\"", "\"]]"),
             // A fan-out: a trapezoid, wide side down.

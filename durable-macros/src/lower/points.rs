@@ -290,6 +290,48 @@ impl Lowerer {
                 });
                 start
             }
+            Kind::Poll => {
+                let first = match &call.state {
+                    Some(state) => self.plain_expr(state),
+                    None => q!(()),
+                };
+                let schedule = call.schedule.clone().expect("a poll has a schedule");
+                let (pat, body) = call.until.clone().expect("a poll has a check");
+                let name = call.name.value();
+                let (start, label, poll) = self.waiting(
+                    point,
+                    "__poll",
+                    None,
+                    |poll| q!(let #poll = ::durable_core::__private::poll_start(#first);),
+                );
+                self.labels[label].serde_name = format!("{name}:polling");
+                self.arm_for(label, |this| {
+                    this.arms[this.arm].uses.insert(poll);
+                    let poll = this.bindings[poll].ident.clone();
+                    let checked: Expr = syn::parse_quote!({
+                        let #pat = #poll.state;
+                        #body
+                    });
+                    let checked = this.plain_expr(&checked);
+                    // Evaluated at every poll, in the poll's own arm.
+                    let schedule = this.plain_expr(&schedule);
+                    let again = this.jump(label, None);
+                    let then = then(this);
+                    q! {
+                        if !::durable_core::__private::poll_due(__host, #facts, &#poll) {
+                            return ::durable_core::__private::exit(::durable_core::Exit::Suspended);
+                        }
+                        let __polls = #poll.polls;
+                        let __checked = #checked;
+                        let __r = match ::durable_core::__private::poll_after(__host, #facts, __polls, __checked, &#schedule) {
+                            ::durable_core::__private::PollNext::Again(#poll) => { #again }
+                            ::durable_core::__private::PollNext::Done(__r) => __r,
+                        };
+                        #then
+                    }
+                });
+                start
+            }
             Kind::Spawn => {
                 let begin = self.child_begin(point, &call);
                 let then = then(self);
@@ -387,7 +429,8 @@ impl Lowerer {
         let name = self.points[point].call.name.value();
         let id = self.bind_hidden(field, false, ty);
         let mut code = init(&self.bindings[id].ident.clone());
-        let is_event = matches!(self.points[point].call.kind, Kind::Event | Kind::Child | Kind::Callback | Kind::Map);
+        let is_event =
+            matches!(self.points[point].call.kind, Kind::Event | Kind::Child | Kind::Callback | Kind::Map | Kind::Poll);
         let key = if is_event { format!("{name}:waiting") } else { name };
         let label = self.new_label(LabelKind::Point { point, waiting: true }, key);
         code.extend(self.jump(label, None));
