@@ -251,6 +251,12 @@ pub fn branch<'b, T, F: std::future::Future<Output = T> + Send + 'b>(future: F) 
     Box::pin(future)
 }
 
+/// A batch's branch function, typed by the batch's items.
+#[inline]
+pub fn branch_for<'b, I, R, F: Fn(I) -> Branch<'b, R>>(_items: &BatchItems<I>, branch: F) -> F {
+    branch
+}
+
 /// How the history tells a branch's outcome.
 fn branch_words<T>(index: usize, outcome: &Outcome<T>) -> String {
     match outcome {

@@ -1,7 +1,7 @@
 //! `durable graph`: a workflow's diagram in Mermaid, from the macro's static facts, with an
 //! execution's path marked on it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use super::ExecutionView;
@@ -22,6 +22,9 @@ pub struct GraphMarks {
     /// Where it failed: a step that failed for good, or the end for an error the workflow
     /// returned.
     pub failed: Option<Node>,
+    /// What happened at a node beyond passing it: the outcomes of a `map!`'s branches, how a
+    /// child workflow ended.
+    pub notes: BTreeMap<Node, String>,
 }
 
 impl GraphMarks {
@@ -36,7 +39,24 @@ impl GraphMarks {
             passed: BTreeSet::from([Node::Start]),
             ..GraphMarks::default()
         };
+        let mut branches: BTreeMap<Node, (usize, usize)> = BTreeMap::new();
         for event in &view.history {
+            let at = node(event.point.as_ref());
+            match (event.kind, at) {
+                (EventKind::BranchEnded, Some(at)) => {
+                    let counts = branches.entry(at).or_default();
+                    if event.detail.as_deref().is_some_and(|detail| detail.contains(" succeeded")) {
+                        counts.0 += 1;
+                    } else {
+                        counts.1 += 1;
+                    }
+                }
+                (EventKind::ChildEnded, Some(at)) => {
+                    let ended = event.detail.as_deref().unwrap_or("").split_once(' ').map_or("", |(_, how)| how);
+                    marks.notes.insert(at, format!("child {}", ended.split(':').next().unwrap_or(ended)));
+                }
+                _ => {}
+            }
             let passed = match event.kind {
                 EventKind::StepSucceeded
                 | EventKind::WaitSucceeded
@@ -67,6 +87,9 @@ impl GraphMarks {
                 let point = view.record.snapshot.as_ref().map(|snapshot| &snapshot.point);
                 marks.current = node(point);
             }
+        }
+        for (at, (succeeded, failed)) in branches {
+            marks.notes.insert(at, format!("{succeeded} succeeded, {failed} failed"));
         }
         for node in marks.current.iter().chain(&marks.failed) {
             marks.passed.remove(node);
@@ -102,7 +125,10 @@ pub fn graph(facts: &FactsRecord, marks: Option<&GraphMarks>) -> String {
     }
     out.push_str("    start([\"start\"])\n");
     for point in &facts.points {
-        let label = format!("{}<br/>{}, line {}", escape(&point.name), point.kind, point.line);
+        let mut label = format!("{}<br/>{}, line {}", escape(&point.name), point.kind, point.line);
+        if let Some(note) = marks.and_then(|marks| marks.notes.get(&Node::Point(point.index))) {
+            label.push_str(&format!("<br/><i>{}</i>", escape(note)));
+        }
         let (open, close) = match point.kind {
             PointKind::Step => ("[\"", "\"]"),
             PointKind::Sleep => ("[/\"", "\"/]"),

@@ -270,16 +270,21 @@ impl Lowerer {
                     // by references, which the branches' futures share.
                     let shadows = this.borrowed_by(&pat, &body);
                     // The user's `&local` is now a reference to a reference: not their doing.
+                    // `branch_for` gives the closure its item's type, from the stored items.
                     let branch: Expr = syn::parse_quote!({
                         #(let #shadows = &#shadows;)*
                         #[allow(clippy::needless_borrow, clippy::needless_borrows_for_generic_args)]
-                        let __branch = move |#pat| ::durable_core::__private::branch(async move { #body });
+                        let __branch = ::durable_core::__private::branch_for(
+                            &#batch,
+                            move |#pat| ::durable_core::__private::branch(async move { #body }),
+                        );
                         __branch
                     });
                     let branch = this.plain_expr(&branch);
                     let then = then(this);
                     q! {
-                        let __r = match ::durable_core::__private::batch_run(__host, #facts, #batch, #branch).await {
+                        let __branch = #branch;
+                        let __r = match ::durable_core::__private::batch_run(__host, #facts, #batch, __branch).await {
                             ::core::result::Result::Ok(__r) => __r,
                             ::core::result::Result::Err(__p) => {
                                 return ::durable_core::__private::exit(::durable_core::__private::pause(__p));
