@@ -188,7 +188,7 @@ pub fn list(records: &[ExecutionRecord], keys: impl Fn(&ExecutionRecord) -> Vec<
             record.status.to_string(),
             cell(&keys_text(&keys(record))),
             cell(record.snapshot.as_ref().map_or("", |s| s.point.as_str())),
-            cell(record.waiting_for.as_deref().unwrap_or_default()),
+            cell(&waiting_text(record)),
             due,
             utc(record.updated_at),
         ]);
@@ -208,6 +208,21 @@ pub fn list(records: &[ExecutionRecord], keys: impl Fn(&ExecutionRecord) -> Vec<
         out.push_str("(no executions)\n");
     }
     out
+}
+
+/// What `record` waits for, in the words of its workflow: an event's name, `child <id>`, or
+/// `callback <point>` (a callback's awaited event is named by a digest of its token, which
+/// says nothing to a reader and is not shown).
+pub fn waiting_text(record: &ExecutionRecord) -> String {
+    let Some(waiting) = record.waiting_for.as_deref() else { return String::new() };
+    if let Some(child) = waiting.strip_prefix("child:") {
+        return format!("child {child}");
+    }
+    if waiting.starts_with("callback:") {
+        let point = record.snapshot.as_ref().map_or("?", |snapshot| snapshot.point.as_str());
+        return format!("callback {point}");
+    }
+    waiting.to_owned()
 }
 
 /// `text` for display on one line: control characters escaped as Rust writes them (`\n`,

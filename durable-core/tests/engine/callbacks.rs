@@ -84,6 +84,10 @@ async fn a_completed_callback_resumes_the_wait_with_its_value<S: Store>(store: S
     let text = render::show(&view, 10);
     assert!(!text.contains(&token[token.len() - 32..]), "{text}");
     assert!(text.contains("dcb1."), "{text}");
+    // `durable list` says which callback it waits for, not the digest it is stored under.
+    let listed = render::list(&[record.clone()], |_| Vec::new());
+    assert!(listed.contains("callback payment"), "{listed}");
+    assert!(!listed.contains("callback:"), "{listed}");
 
     assert_eq!(engine.complete_callback(&token, Ok(&42u64)).await.unwrap(), Delivery::Delivered);
     engine.worker("w-1").run_until_idle().await.unwrap();
