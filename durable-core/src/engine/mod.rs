@@ -84,7 +84,10 @@ mod trace;
 mod worker;
 
 pub use self::error::EngineError;
-pub use self::hooks::{Hooks, RunCause, RunInfo, TracingHooks};
+pub use self::hooks::{
+    Attempt, AttemptOutcome, CommitBatch, Hooks, Outcome, Resumption, RunCause, RunInfo, SuspendReason, Suspension,
+    TracingHooks, WaitEnd, WaitKind, WaitOutcome, WaitStart,
+};
 pub use self::status::{Delivery, EngineStats, ExecutionStatus, Handle};
 pub(crate) use self::trace::human;
 pub use self::worker::{WakeSource, Worker};
@@ -327,8 +330,9 @@ impl<S: Store> EngineBuilder<S> {
             return Err(EngineError::NoRuntime);
         }
         let store = Arc::new(self.store);
+        let observers = Arc::new(self.observers);
         let shared = Shared {
-            committer: Committer::spawn(Arc::clone(&store), self.max_batch),
+            committer: Committer::spawn(Arc::clone(&store), self.max_batch, Arc::clone(&observers)),
             store,
             clock: self.clock,
             registry: self.registry,
@@ -342,7 +346,7 @@ impl<S: Store> EngineBuilder<S> {
             problems: Mutex::new(HashMap::new()),
             running: AtomicUsize::new(0),
             active: lease::Active::default(),
-            observers: Arc::new(self.observers),
+            observers,
             parked: Mutex::new(HashMap::new()),
             registered: OnceCell::new(),
             registration_warned: AtomicBool::new(false),
