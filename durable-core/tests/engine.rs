@@ -23,6 +23,8 @@ mod panics;
 mod recovery;
 #[path = "engine/retries.rs"]
 mod retries;
+#[path = "engine/telemetry.rs"]
+mod telemetry;
 #[path = "engine/timers.rs"]
 mod timers;
 #[path = "engine/worker_loop.rs"]
