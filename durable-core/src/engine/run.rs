@@ -233,14 +233,14 @@ pub(crate) async fn park<S: Store>(shared: &Shared<S>, held: &HeldLease, record:
 }
 
 /// Gives up the leases of the executions this engine holds aside (see [`park`]), so that
-/// another worker (of a build that can run them) may take them at once. Called when a worker
+/// another worker (of a build that can run them) may take them at once. Called when `worker`
 /// shuts down.
-pub(crate) async fn release_parked<S: Store>(shared: &Shared<S>) {
+pub(crate) async fn release_parked<S: Store>(shared: &Shared<S>, worker: &str) {
     let parked: Vec<(String, crate::store::LeaseToken)> =
         shared.parked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain().collect();
     for (id, token) in parked {
         if let Err(error) = shared.store.release_lease(&id, &token).await {
-            tracing::debug!(%error, "{id} was held aside; its lease could not be given up (it may have moved on)");
+            tracing::debug!(%error, worker, "{id} was held aside; its lease could not be given up (it may have moved on)");
         }
     }
 }
