@@ -235,7 +235,13 @@ impl<S: Store> RunHost<S> {
         let point = match (retry, &record.waiting_for) {
             (Some(step), _) => Some(step.point.clone()),
             (None, Some(name)) => Some(name.clone()),
-            (None, None) => record.snapshot.as_ref().map(|snapshot| snapshot.point.clone()),
+            // A timer's: its checkpoint is the last one. Any other suspension without a retry or
+            // an event is a panic's, which suspended at no point.
+            (None, None) => record
+                .snapshot
+                .as_ref()
+                .filter(|snapshot| self.facts.point(&snapshot.point).is_some_and(|p| p.kind == PointKind::Sleep))
+                .map(|snapshot| snapshot.point.clone()),
         };
         let arrived = match (&self.staged, &record.waiting_for) {
             (Some(_), _) => Some(now),

@@ -10,7 +10,7 @@ use durable_core::store::{HistoryEvent, MemoryStore, Store};
 use durable_core::{Engine, ManualClock};
 use serde_json::json;
 
-use crate::support::{LEASE, Payment, YEAR, arm_hang, clock, flaky_fixed, nap, pay, two_steps};
+use crate::support::{LEASE, Payment, YEAR, arm_hang, bump, clock, flaky_fixed, nap, pay, pay_strictly, two_steps};
 
 /// Records every call as a line: history events as their kind (`StepFailed call`), the other
 /// hooks in lower case (`attempt call 1`).
@@ -115,6 +115,7 @@ fn engine_with<S: Store>(store: S, clock: &ManualClock, hooks: impl Hooks) -> En
         .register(nap)
         .register(pay)
         .register(two_steps)
+        .register(pay_strictly)
         .hooks(hooks)
         .build()
         .unwrap()
@@ -256,6 +257,40 @@ async fn a_crash_and_a_resume() {
             "StepSucceeded b",
             "ExecutionSucceeded",
             "finished succeeded",
+        ]
+    );
+}
+
+/// A run that panics outside a step suspends at no point, and is resumed at none: a gauge of
+/// executions waiting at a point goes up and down by the same label.
+#[tokio::test]
+async fn a_panic_outside_a_step_suspends_at_no_point() {
+    let (clock, recorder) = (clock(), Arc::new(Recorder::default()));
+    let engine = engine_with(MemoryStore::new(), &clock, Arc::clone(&recorder));
+    engine.start(pay_strictly, "s-1", "hooks-strict".to_owned()).await.unwrap();
+    engine.worker("w").run_until_idle().await.unwrap();
+    // A payment of 0 makes the code after the wait panic: the last checkpoint is the wait's.
+    engine.send_event("s-1", "payment", &Payment { amount: 0 }).await.unwrap();
+    engine.worker("w").run_until_idle().await.unwrap();
+    bump("hooks-strict/fixed");
+    clock.advance(Duration::from_secs(3_600));
+    engine.worker("w").run_until_idle().await.unwrap();
+    let seen = recorder.take();
+    let moves: Vec<&str> = seen
+        .iter()
+        .map(String::as_str)
+        .filter(|line| line.starts_with("suspended") || line.starts_with("resumed") || line.starts_with("finished"))
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            "suspended at Some(\"payment\") (Event)",
+            "resumed (Event) at Some(\"payment\") after 0s, late Some(0)",
+            // The sender's run handed over after committing the event; the next run panicked.
+            "resumed (Continued) at None after 0s, late None",
+            "suspended at None (Panicked)",
+            "resumed (Timer) at None after 3600s, late Some(3540)",
+            "finished succeeded"
         ]
     );
 }
