@@ -109,7 +109,7 @@ pub fn run(config: &Config) -> Result<Vec<Row>, BenchError> {
     let current = current_thread()?;
     let multi = multi_thread()?;
     let recorder = prometheus_recorder();
-    let cases: [(&str, &str, &str, Loop, u8); 7] = [
+    let cases: [(&str, &str, &str, Loop, u8); 8] = [
         ("1a", "1,000 steps in `for i in 0..1000`: Engine, current-thread runtime", "memory", Loop::For, 0),
         ("1b", "1,000 steps in `while i < 1000`: Engine, current-thread runtime", "memory", Loop::While, 0),
         ("1c", "1,000 steps in `while i < 1000`: Engine, multi-thread runtime", "memory", Loop::While, 1),
@@ -117,6 +117,7 @@ pub fn run(config: &Config) -> Result<Vec<Row>, BenchError> {
         ("1e", "1,000 steps in `while i < 1000`: TestRun", "TestRun (none)", Loop::While, 2),
         ("1m", "as 1b, with MetricsHooks and a Prometheus recorder", "memory", Loop::While, 3),
         ("1s", "as 1b, with a subscriber taking every INFO span and event (fmt, to a sink)", "memory", Loop::While, 4),
+        ("1o", "as 1b, with OpenTelemetry's layer and an in-memory exporter", "memory", Loop::While, 5),
     ];
     let once = |which: Loop, how: u8| match how {
         0 => current.block_on(engine_memory(which, STEPS)),
@@ -129,20 +130,34 @@ pub fn run(config: &Config) -> Result<Vec<Row>, BenchError> {
                 tracing_subscriber::fmt().with_max_level(tracing::Level::INFO).with_writer(std::io::sink).finish();
             tracing::subscriber::with_default(subscriber, || current.block_on(engine_memory(which, STEPS)))
         }
+        5 => {
+            use tracing_subscriber::layer::SubscriberExt;
+            let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+            let provider =
+                opentelemetry_sdk::trace::SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+            let subscriber = tracing_subscriber::registry()
+                .with(tracing_subscriber::filter::LevelFilter::INFO)
+                .with(durable_core::telemetry::otel::layer(&provider));
+            let took = tracing::subscriber::with_default(subscriber, || current.block_on(engine_memory(which, STEPS)));
+            let spans = exporter.get_finished_spans().map_err(|error| error.to_string())?.len();
+            ensure(spans as u64 > STEPS, || format!("only {spans} spans were exported"))?;
+            took
+        }
         _ => current.block_on(test_run(which, STEPS)),
     };
     // Warm-up, not counted: the first few hundred thousand steps of a process sometimes run
     // half again as slow (the allocator settling on its thresholds), whichever case comes first.
-    // Not 1s: once a subscriber has been set, even for a scope, `tracing` asks at every log
-    // line of every later case whether it is wanted, so 1s is measured last, warm-up included.
+    // Not 1s and 1o: once a subscriber has been set, even for a scope, `tracing` asks at every
+    // log line of every later case whether it is wanted, so they are measured last, each after
+    // its own warm-up.
     for _ in 0..WARM_UP_RUNS {
-        for (_, _, _, which, how) in cases.iter().copied().filter(|case| case.4 != 4) {
+        for (_, _, _, which, how) in cases.iter().copied().filter(|case| case.4 < 4) {
             once(which, how)?;
         }
     }
     let mut rows = Vec::new();
     for (figure, name, store, which, how) in cases {
-        if how == 4 {
+        if how >= 4 {
             for _ in 0..WARM_UP_RUNS {
                 once(which, how)?;
             }
