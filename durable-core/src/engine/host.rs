@@ -404,15 +404,15 @@ impl<S: Store> RunHost<S> {
         }
     }
 
-    /// Ends the span of the running step attempt (if any) with its outcome; whether there was
-    /// one.
-    fn end_step_span(&self, error: Option<&str>) -> bool {
-        let Some(span) = self.step_span.lock().unwrap_or_else(PoisonError::into_inner).take() else { return false };
+    /// Ends the span of the running step attempt (if any) with its outcome and how long its
+    /// body took.
+    fn end_step_span(&self, error: Option<&str>, took: Duration) {
+        let Some(span) = self.step_span.lock().unwrap_or_else(PoisonError::into_inner).take() else { return };
         span.record("outcome", if error.is_some() { "failed" } else { "succeeded" });
+        span.record("took_ms", u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
         if let Some(error) = error {
             span.record("error", error);
         }
-        true
     }
 
     /// Reports an attempt that ended to the hooks and to its span.
@@ -421,7 +421,7 @@ impl<S: Store> RunHost<S> {
             AttemptOutcome::Failed { error, .. } => Some(error),
             _ => None,
         };
-        self.end_step_span(error);
+        self.end_step_span(error, took);
         let attempt = Attempt { step: point.name, attempt, took, outcome };
         self.env.observers.attempt_finished(&self.info(), &attempt);
     }
@@ -631,6 +631,7 @@ impl<S: Store> RunHost<S> {
             semantics,
             outcome = tracing::field::Empty,
             error = tracing::field::Empty,
+            took_ms = tracing::field::Empty,
             file = point.file,
             line = point.line,
             keys = self.keys.0.as_deref(),

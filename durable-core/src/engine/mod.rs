@@ -51,11 +51,11 @@
 //! `durable_core::logging` (feature `logging`) prints them as text or JSON.
 //!
 //! Inside a run, each step attempt has a span of its own (named `step`, with `otel.name` the
-//! step's name, and `attempt`, `semantics`, `outcome`, `error`, `file`, `line`, the keys and
-//! `worker`), which is the current span while the body runs, so that the body's own lines nest
-//! under it; the end of a wait is logged inside a span `wait` with `waited_ms`. To know when a
-//! step's body runs, the run yields once before and after it, only when a subscriber wants that
-//! span.
+//! step's name, and `attempt`, `semantics`, `outcome`, `error`, `took_ms`, `file`, `line`, the
+//! keys and `worker`), which is the current span while the body runs, so that the body's own
+//! lines nest under it; the end of a wait is logged inside a span `wait` with `waited_ms`. To
+//! know when a step's body runs, the run yields once before and after it, only when a
+//! subscriber wants that span.
 //!
 //! The engine also registers each workflow's static facts with the store
 //! ([`Store::register_workflow`]) before it first starts, runs or signals an execution, so that

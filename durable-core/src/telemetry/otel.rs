@@ -6,9 +6,9 @@
 //! - `execution`, one per run of an execution (and around its start, an event sent to it, its
 //!   cancellation), with `workflow`, `execution_id`, `keys`, `business_key` and `worker`;
 //! - a span per step attempt, named after the step (`otel.name`), with `workflow`,
-//!   `execution_id`, `step`, `attempt`, `semantics`, `outcome`, `error`, `file`, `line`, the
-//!   business keys and `worker`; it is the current span while the step's body runs, so the
-//!   body's own spans and log lines nest under it;
+//!   `execution_id`, `step`, `attempt`, `semantics`, `outcome`, `error`, `took_ms`, `file`,
+//!   `line`, the business keys and `worker`; it is the current span while the step's body runs,
+//!   so the body's own spans and log lines nest under it;
 //! - a span `wait` where a timer fires, an event arrives or a wait times out, named after the
 //!   wait's point, with `kind`, `outcome` and `waited_ms` (how long the wait lasted).
 //!

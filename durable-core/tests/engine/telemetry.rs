@@ -168,6 +168,8 @@ async fn a_step_body_logs_inside_its_attempts_span_and_every_line_names_its_work
     let failed = spans.around("connection refused", &fields);
     assert_eq!(failed, ["execution(worker=w-2 execution_id=span-1)"]);
     // The attempts' spans, as they closed: their outcome and error, where they are in the code.
+    let took = spans.closed("step", "ship", &["took_ms"]);
+    assert!(took.iter().all(|took| took.starts_with("took_ms=")), "{took:?}");
     let ship = spans.closed("step", "ship", &["attempt", "outcome", "error", "file", "worker"]);
     let file = "file=durable-core/tests/engine/telemetry.rs";
     assert_eq!(
