@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use durable_core::engine::{
-    Attempt, AttemptOutcome, Hooks, Outcome, Resumption, RunCause, RunInfo, Suspension, WaitEnd, WaitStart,
+    Attempt, AttemptOutcome, CommitBatch, Hooks, Outcome, Resumption, RunCause, RunInfo, Suspension, WaitEnd, WaitStart,
 };
 use durable_core::store::{HistoryEvent, MemoryStore, Store};
 use durable_core::{Engine, ManualClock};
@@ -104,6 +104,30 @@ impl Hooks for Panicker {
 
     fn attempt_starting(&self, _: &RunInfo<'_>, _: &str, _: u32) {
         panic!("a broken hook");
+    }
+
+    fn attempt_finished(&self, _: &RunInfo<'_>, _: &Attempt<'_>) {
+        panic!("a broken hook");
+    }
+
+    fn suspended(&self, _: &RunInfo<'_>, _: &Suspension<'_>) {
+        panic!("a broken hook");
+    }
+
+    fn resumed(&self, _: &RunInfo<'_>, _: &Resumption<'_>) {
+        panic!("a broken hook");
+    }
+
+    fn wait_ended(&self, _: &RunInfo<'_>, _: &WaitEnd<'_>) {
+        panic!("a broken hook");
+    }
+
+    fn finished(&self, _: &RunInfo<'_>, _: Outcome) {
+        panic!("a broken hook");
+    }
+
+    fn committed(&self, _: &CommitBatch) {
+        panic!("a broken hook (on the commit task)");
     }
 }
 
