@@ -71,6 +71,8 @@ pub mod limits;
 pub mod logging;
 pub mod render;
 pub mod store;
+#[cfg(any(feature = "metrics", feature = "otel"))]
+pub mod telemetry;
 pub mod testing;
 
 #[doc(hidden)]

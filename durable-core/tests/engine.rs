@@ -31,6 +31,8 @@ mod polls;
 mod recovery;
 #[path = "engine/retries.rs"]
 mod retries;
+#[path = "engine/telemetry.rs"]
+mod telemetry;
 #[path = "engine/timers.rs"]
 mod timers;
 #[path = "engine/worker_loop.rs"]

@@ -8,6 +8,8 @@
 
 use std::time::{Duration, Instant};
 
+use durable_core::engine::Hooks;
+use durable_core::telemetry::{MetricsHooks, prometheus_recorder};
 use durable_core::testing::TestRun;
 use durable_core::{Engine, MemoryStore};
 
@@ -40,7 +42,16 @@ fn expected(n: u64) -> u64 {
 /// time from the worker's start to the execution's end (the engine is built and the execution
 /// started before the clock starts).
 pub async fn engine_memory(which: Loop, n: u64) -> Result<Duration, BenchError> {
-    let engine = Engine::builder(MemoryStore::new()).register(for_steps).register(while_steps).build()?;
+    engine_memory_with(which, n, None::<MetricsHooks>).await
+}
+
+/// [`engine_memory`] with `hooks` registered on the engine.
+pub async fn engine_memory_with(which: Loop, n: u64, hooks: Option<impl Hooks>) -> Result<Duration, BenchError> {
+    let mut builder = Engine::builder(MemoryStore::new()).register(for_steps).register(while_steps);
+    if let Some(hooks) = hooks {
+        builder = builder.hooks(hooks);
+    }
+    let engine = builder.build()?;
     let worker = engine.worker("bench");
     match which {
         Loop::For => engine.start(for_steps, "steps", n).await?,
@@ -97,27 +108,60 @@ pub fn run(config: &Config) -> Result<Vec<Row>, BenchError> {
     let per_step = |d: Duration| micros(d) / STEPS as f64;
     let current = current_thread()?;
     let multi = multi_thread()?;
-    let cases: [(&str, &str, &str, Loop, u8); 5] = [
+    let recorder = prometheus_recorder();
+    let cases: [(&str, &str, &str, Loop, u8); 8] = [
         ("1a", "1,000 steps in `for i in 0..1000`: Engine, current-thread runtime", "memory", Loop::For, 0),
         ("1b", "1,000 steps in `while i < 1000`: Engine, current-thread runtime", "memory", Loop::While, 0),
         ("1c", "1,000 steps in `while i < 1000`: Engine, multi-thread runtime", "memory", Loop::While, 1),
         ("1d", "1,000 steps in `for i in 0..1000`: TestRun", "TestRun (none)", Loop::For, 2),
         ("1e", "1,000 steps in `while i < 1000`: TestRun", "TestRun (none)", Loop::While, 2),
+        ("1m", "as 1b, with MetricsHooks and a Prometheus recorder", "memory", Loop::While, 3),
+        ("1s", "as 1b, with a subscriber taking every INFO span and event (fmt, to a sink)", "memory", Loop::While, 4),
+        ("1o", "as 1b, with OpenTelemetry's layer and an in-memory exporter", "memory", Loop::While, 5),
     ];
     let once = |which: Loop, how: u8| match how {
         0 => current.block_on(engine_memory(which, STEPS)),
         1 => multi.block_on(engine_memory(which, STEPS)),
+        3 => metrics::with_local_recorder(&recorder, || {
+            current.block_on(engine_memory_with(which, STEPS, Some(MetricsHooks::new())))
+        }),
+        4 => {
+            let subscriber =
+                tracing_subscriber::fmt().with_max_level(tracing::Level::INFO).with_writer(std::io::sink).finish();
+            tracing::subscriber::with_default(subscriber, || current.block_on(engine_memory(which, STEPS)))
+        }
+        5 => {
+            use tracing_subscriber::layer::SubscriberExt;
+            let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+            let provider =
+                opentelemetry_sdk::trace::SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+            let subscriber = tracing_subscriber::registry()
+                .with(tracing_subscriber::filter::LevelFilter::INFO)
+                .with(durable_core::telemetry::otel::layer(&provider));
+            let took = tracing::subscriber::with_default(subscriber, || current.block_on(engine_memory(which, STEPS)));
+            let spans = exporter.get_finished_spans().map_err(|error| error.to_string())?.len();
+            ensure(spans as u64 > STEPS, || format!("only {spans} spans were exported"))?;
+            took
+        }
         _ => current.block_on(test_run(which, STEPS)),
     };
     // Warm-up, not counted: the first few hundred thousand steps of a process sometimes run
     // half again as slow (the allocator settling on its thresholds), whichever case comes first.
+    // Not 1s and 1o: once a subscriber has been set, even for a scope, `tracing` asks at every
+    // log line of every later case whether it is wanted, so they are measured last, each after
+    // its own warm-up.
     for _ in 0..WARM_UP_RUNS {
-        for (_, _, _, which, how) in cases {
+        for (_, _, _, which, how) in cases.iter().copied().filter(|case| case.4 < 4) {
             once(which, how)?;
         }
     }
     let mut rows = Vec::new();
     for (figure, name, store, which, how) in cases {
+        if how >= 4 {
+            for _ in 0..WARM_UP_RUNS {
+                once(which, how)?;
+            }
+        }
         let mut samples = Vec::with_capacity(runs);
         for _ in 0..runs {
             samples.push(per_step(once(which, how)?));

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::copy_store_error;
+use super::hooks::{CommitBatch, Observers};
 use crate::store::{Commit, Created, ExecutionRecord, NewExecution, Store, StoreError};
 
 type Reply = oneshot::Sender<Result<ExecutionRecord, StoreError>>;
@@ -59,10 +60,10 @@ pub(crate) struct Committer {
 impl Committer {
     /// Spawns the committer task on the current tokio runtime. It ends when every `Committer`
     /// clone is dropped.
-    pub(crate) fn spawn<S: Store>(store: Arc<S>, max_batch: usize) -> Self {
+    pub(crate) fn spawn<S: Store>(store: Arc<S>, max_batch: usize, observers: Arc<Observers>) -> Self {
         let (requests, queue) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
-        tokio::spawn(serve(store, queue, Arc::clone(&counters), max_batch.max(1)));
+        tokio::spawn(serve(store, queue, Arc::clone(&counters), max_batch.max(1), observers));
         Committer { requests, counters }
     }
 
@@ -105,6 +106,7 @@ async fn serve<S: Store>(
     mut queue: mpsc::UnboundedReceiver<Request>,
     counters: Arc<Counters>,
     max_batch: usize,
+    observers: Arc<Observers>,
 ) {
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
@@ -136,7 +138,10 @@ async fn serve<S: Store>(
         counters.batches.fetch_add(1, Ordering::Relaxed);
         counters.commits.fetch_add(commits.len() as u64, Ordering::Relaxed);
         counters.largest.fetch_max(commits.len(), Ordering::Relaxed);
-        match store.commit_batch(commits).await {
+        let (size, began) = (commits.len(), std::time::Instant::now());
+        let written = store.commit_batch(commits).await;
+        let batch = CommitBatch { commits: size, took: began.elapsed(), failed: written.is_err() };
+        match written {
             Ok(results) => {
                 let mut results = results.into_iter();
                 for reply in replies {
@@ -153,6 +158,8 @@ async fn serve<S: Store>(
                 }
             }
         }
+        // After the answers: the runs go on while the hooks look at the batch.
+        observers.committed(&batch);
     }
 }
 

@@ -11,13 +11,16 @@
 //! two per wait. If the process dies in between, the run resumes from the previous checkpoint
 //! and reaches the wait again, which computes its wake-up time anew.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::children::{ended_notice, ended_words, returned};
 use super::commit::Committer;
-use super::hooks::{Observers, RunCause, RunInfo};
+use super::hooks::{
+    Attempt, AttemptOutcome, Observers, Resumption, RunCause, RunInfo, SuspendReason, Suspension, WaitEnd, WaitKind,
+    WaitOutcome, WaitStart,
+};
 use super::lease::HeldLease;
 use super::trace::{Subject, human};
 use crate::callback::{self, CallbackPoll, CallbackWait};
@@ -108,10 +111,24 @@ enum Suspend {
     Panicked(String, Timestamp),
 }
 
+/// The span of the step attempt whose body is running, shared with the run's driver, which
+/// enters it at each poll of the run: the body's own log lines nest under it.
+pub(crate) type StepSpan = Arc<Mutex<Option<tracing::Span>>>;
+
+/// A resumption, told to the hooks once its `Resumed` is committed.
+struct Resuming {
+    cause: RunCause,
+    point: Option<String>,
+    slept: Duration,
+    late: Option<Duration>,
+}
+
 /// The step whose body ran since the last checkpoint.
 struct StepRun {
     attempt: u32,
     began: Timestamp,
+    /// When the body began, in wall time (for [`Attempt::took`]).
+    clock: Instant,
     failed: bool,
     /// The body has returned (a panic before that was the body's).
     ended: bool,
@@ -151,6 +168,16 @@ pub(crate) struct RunHost<S> {
     who: String,
     /// The worker running it.
     worker: String,
+    /// The `keys` and `business_key` fields of its spans.
+    keys: (Option<String>, Option<String>),
+    /// The span of the step attempt running now.
+    step_span: StepSpan,
+    /// Why this run resumed, until its `Resumed` is committed.
+    resuming: Option<Resuming>,
+    /// When the wait at hand began (its start, or the suspension this run resumed from).
+    wait_began: Option<Timestamp>,
+    /// The deadline of the wait started since the last commit.
+    wait_until: Option<Timestamp>,
     pub(crate) report: Report,
 }
 
@@ -163,7 +190,10 @@ impl<S: Store> RunHost<S> {
         staged: Option<Staged>,
     ) -> Self {
         let next = Commit::on(&record, env.clock.now());
-        let who = Subject::new(&record.workflow, &record.id, Some(facts), &record.input).name();
+        let subject = Subject::new(&record.workflow, &record.id, Some(facts), &record.input);
+        let who = subject.name();
+        let (keys, business_key) = subject.key_fields();
+        let keys = (keys, business_key.map(str::to_owned));
         let worker = env.lease.token().owner;
         RunHost {
             env,
@@ -184,8 +214,18 @@ impl<S: Store> RunHost<S> {
             on_rejected: None,
             who,
             worker,
+            keys,
+            step_span: StepSpan::default(),
+            resuming: None,
+            wait_began: None,
+            wait_until: None,
             report: Report::default(),
         }
+    }
+
+    /// The span of the step attempt running now, for the run's driver.
+    pub(crate) fn step_span(&self) -> StepSpan {
+        Arc::clone(&self.step_span)
     }
 
     /// The execution, for hooks.
@@ -200,16 +240,54 @@ impl<S: Store> RunHost<S> {
 
     /// Tells the hooks that the run begins, and why.
     pub(crate) fn started(&self) {
+        self.env.observers.run_started(&self.info(), self.cause());
+    }
+
+    /// Why the run begins.
+    fn cause(&self) -> RunCause {
         let record = &self.record;
-        let cause = match record.status {
+        match record.status {
             _ if self.staged.is_some() => RunCause::Event,
             Status::Suspended if record.step.as_ref().is_some_and(|step| step.retry_at.is_some()) => RunCause::Retry,
             Status::Suspended if record.waiting_for.is_some() => RunCause::Event,
             Status::Suspended => RunCause::Timer,
             _ if record.version == 1 && record.snapshot.is_none() => RunCause::Started,
             _ => RunCause::Continued,
+        }
+    }
+
+    /// How this run resumes: why, where the execution was suspended, for how long, and how
+    /// late. Called once the inbox is loaded.
+    fn resuming(&self) -> Resuming {
+        let (record, now) = (&self.record, self.now());
+        let cause = self.cause();
+        let slept = now.saturating_since(record.updated_at);
+        if record.status != Status::Suspended {
+            return Resuming { cause, point: None, slept, late: None };
+        }
+        let retry = record.step.as_ref().filter(|step| step.retry_at.is_some());
+        let point = match (retry, &record.waiting_for) {
+            (Some(step), _) => Some(step.point.clone()),
+            (None, Some(name)) => Some(name.clone()),
+            // A timer's: its checkpoint is the last one. Any other suspension without a retry or
+            // an event is a panic's, which suspended at no point.
+            (None, None) => record
+                .snapshot
+                .as_ref()
+                .filter(|snapshot| self.facts.point(&snapshot.point).is_some_and(|p| p.kind == PointKind::Sleep))
+                .map(|snapshot| snapshot.point.clone()),
         };
-        self.env.observers.run_started(&self.info(), cause);
+        let arrived = match (&self.staged, &record.waiting_for) {
+            (Some(_), _) => Some(now),
+            (None, Some(name)) => self.inbox.iter().flatten().filter(|event| &event.name == name).map(|e| e.at).min(),
+            (None, None) => None,
+        };
+        let due = match (arrived, retry.and_then(|step| step.retry_at).or(record.wake_at)) {
+            (Some(arrived), Some(at)) => Some(arrived.min(at)),
+            (arrived, at) => arrived.or(at),
+        };
+        let late = due.filter(|due| *due <= now).map(|due| now.saturating_since(due));
+        Resuming { cause, point, slept, late }
     }
 
     /// The record as last committed.
@@ -249,6 +327,10 @@ impl<S: Store> RunHost<S> {
             },
             _ => return Ok(()),
         };
+        if self.record.status == Status::Suspended {
+            self.wait_began = Some(self.record.updated_at);
+        }
+        self.resuming = Some(self.resuming());
         let mut resumed = HistoryEvent::new(self.now(), EventKind::Resumed).with_detail(detail);
         if let Some(point) = point {
             resumed = resumed.with_point(point.name, point.file, point.line);
@@ -271,11 +353,11 @@ impl<S: Store> RunHost<S> {
             commit.events.iter().map(|event| HistoryEvent { state: None, ..event.clone() }).collect();
         match self.env.committer.commit(commit).await {
             Ok(record) => {
-                for event in &logged {
-                    self.env.observers.event(&self.info(), event);
-                }
                 self.next = Commit::on(&record, now);
                 self.record = record;
+                for event in &logged {
+                    self.observe(event);
+                }
                 Ok(())
             }
             Err(error) => {
@@ -286,6 +368,99 @@ impl<S: Store> RunHost<S> {
         }
     }
 
+    /// Tells the hooks about committed `event`: [`Hooks::event`](super::Hooks::event), then the
+    /// typed method it means. The end of a wait is reported inside a span `wait` of its own,
+    /// with how long the wait lasted.
+    fn observe(&mut self, event: &HistoryEvent) {
+        let observers = Arc::clone(&self.env.observers);
+        let point = event.point.as_deref();
+        let kind = |point: Option<&str>| match point.and_then(|point| self.facts.point(point)).map(|p| p.kind) {
+            Some(PointKind::Sleep) => WaitKind::Timer,
+            _ => WaitKind::Event,
+        };
+        let ended = match event.kind {
+            EventKind::WaitSucceeded => Some(WaitOutcome::Fired),
+            EventKind::EventReceived => Some(WaitOutcome::Received),
+            EventKind::EventTimedOut => Some(WaitOutcome::TimedOut),
+            _ => None,
+        };
+        if let (Some(outcome), Some(point)) = (ended, point) {
+            let waited = event.at.saturating_since(self.wait_began.take().unwrap_or(event.at));
+            let end = WaitEnd { point, kind: kind(Some(point)), outcome, waited };
+            let span = tracing::info_span!(
+                "wait",
+                otel.name = point,
+                point,
+                kind = ?end.kind,
+                outcome = ?outcome,
+                waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                worker = %self.worker,
+            );
+            span.in_scope(|| {
+                observers.event(&self.info(), event);
+                observers.wait_ended(&self.info(), &end);
+            });
+            return;
+        }
+        observers.event(&self.info(), event);
+        match event.kind {
+            EventKind::WaitStarted => {
+                let Some(point) = point else { return };
+                self.wait_began = Some(event.at);
+                let start = WaitStart { point, kind: kind(Some(point)), until: self.wait_until.take() };
+                observers.wait_started(&self.info(), &start);
+            }
+            EventKind::Suspended => {
+                let record = &self.record;
+                let reason = if record.step.as_ref().is_some_and(|step| step.retry_at.is_some()) {
+                    SuspendReason::Retry
+                } else if record.waiting_for.is_some() {
+                    SuspendReason::Event
+                } else if point.is_none() {
+                    SuspendReason::Panicked
+                } else {
+                    SuspendReason::Timer
+                };
+                let suspension = Suspension { point, reason, until: record.wake_at };
+                observers.suspended(&self.info(), &suspension);
+            }
+            EventKind::Resumed => {
+                if let Some(resuming) = self.resuming.take() {
+                    let resumption = Resumption {
+                        cause: resuming.cause,
+                        point: resuming.point.as_deref(),
+                        slept: resuming.slept,
+                        late: resuming.late,
+                    };
+                    observers.resumed(&self.info(), &resumption);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Ends the span of the running step attempt (if any) with its outcome and how long its
+    /// body took.
+    fn end_step_span(&self, error: Option<&str>, took: Duration) {
+        let Some(span) = self.step_span.lock().unwrap_or_else(PoisonError::into_inner).take() else { return };
+        span.record("outcome", if error.is_some() { "failed" } else { "succeeded" });
+        span.record("took_ms", u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+        if let Some(error) = error {
+            span.record("error", error);
+        }
+    }
+
+    /// Reports an attempt that ended to the hooks and to its span.
+    fn attempt_finished(&self, point: &PointFacts, attempt: u32, took: Duration, outcome: AttemptOutcome<'_>) {
+        let error = match outcome {
+            AttemptOutcome::Failed { error, .. } => Some(error),
+            _ => None,
+        };
+        self.end_step_span(error, took);
+        let attempt = Attempt { step: point.name, attempt, took, outcome };
+        self.env.observers.attempt_finished(&self.info(), &attempt);
+    }
+
     /// Records the history event of the checkpoint after `point`; `Some(staged)` unless the
     /// checkpoint is held back (a wait started), where `staged` says it consumes a staged event.
     fn record_checkpoint(&mut self, point: &'static PointFacts, state: &str) -> Option<bool> {
@@ -293,10 +468,12 @@ impl<S: Store> RunHost<S> {
         if let Some(wait) = self.wait.take() {
             let detail = match wait {
                 Waiting::Timer(until) => {
+                    self.wait_until = Some(until);
                     (self.next.wake_at, self.next.waiting_for) = (Some(until), None);
                     format!("on timer {} for {}", point.name, human(until.saturating_since(now)))
                 }
                 Waiting::Event(deadline) => {
+                    self.wait_until = deadline;
                     (self.next.wake_at, self.next.waiting_for) = (deadline, Some(point.name.to_owned()));
                     match deadline {
                         Some(at) => {
@@ -452,7 +629,15 @@ impl<S: Store> RunHost<S> {
         let retry = self.env.retry(policy);
         let max = retry.max_attempts();
         let message = "the attempt was interrupted before it finished and may not run twice (at most once)";
-        match retry.delay_after(attempt, rand::random::<f64>()) {
+        let delay = retry.delay_after(attempt, rand::random::<f64>());
+        self.attempt_finished(
+            point,
+            attempt,
+            Duration::ZERO,
+            AttemptOutcome::Failed { error: message, retry_in: delay },
+        );
+        let Some(record) = self.next.step.as_mut() else { return Ok(Gate::Run { attempt: 1 }) };
+        match delay {
             Some(delay) => {
                 let at = now.saturating_add(delay);
                 record.retry_at = Some(at);
@@ -464,7 +649,9 @@ impl<S: Store> RunHost<S> {
             None => {
                 let detail = format!("attempt {attempt} of {max}: {message}; no attempt left");
                 self.next.events.push(failed.with_detail(detail));
-                self.step = Some(StepRun { attempt, began: now, failed: true, ended: true, policy: policy.clone() });
+                let clock = Instant::now();
+                self.step =
+                    Some(StepRun { attempt, began: now, clock, failed: true, ended: true, policy: policy.clone() });
                 Ok(Gate::Fail(StepError::retryable(message).with_step(point.name, attempt)))
             }
         }
@@ -493,7 +680,8 @@ impl<S: Store> RunHost<S> {
         };
         self.confirm_lease().await?;
         self.env.observers.attempt_starting(&self.info(), point.name, attempt);
-        self.step = Some(StepRun { attempt, began: now, failed: false, ended: false, policy: policy.clone() });
+        let clock = Instant::now();
+        self.step = Some(StepRun { attempt, began: now, clock, failed: false, ended: false, policy: policy.clone() });
         if policy.semantics == Semantics::AtMostOncePerAttempt {
             if let Some(step) = self.next.step.as_mut() {
                 step.started = true;
@@ -506,6 +694,33 @@ impl<S: Store> RunHost<S> {
             self.next.status = Status::Running;
             (self.next.wake_at, self.next.waiting_for) = (None, None);
             self.flush().await?;
+        }
+        let semantics = match policy.semantics {
+            Semantics::AtLeastOncePerAttempt => "at_least_once",
+            Semantics::AtMostOncePerAttempt => "at_most_once",
+        };
+        let span = tracing::info_span!(
+            "step",
+            otel.name = point.name,
+            workflow = %self.record.workflow,
+            execution_id = %self.record.id,
+            step = point.name,
+            attempt,
+            semantics,
+            outcome = tracing::field::Empty,
+            error = tracing::field::Empty,
+            took_ms = tracing::field::Empty,
+            file = point.file,
+            line = point.line,
+            keys = self.keys.0.as_deref(),
+            business_key = self.keys.1.as_deref(),
+            worker = %self.worker,
+        );
+        if !span.is_disabled() {
+            *self.step_span.lock().unwrap_or_else(PoisonError::into_inner) = Some(span);
+            // The driver enters the span when it polls the run: the body must begin on a poll
+            // of its own, inside it.
+            tokio::task::yield_now().await;
         }
         Ok(Gate::Run { attempt })
     }
@@ -521,16 +736,23 @@ impl<S: Store> RunHost<S> {
         let record = self.next.step.get_or_insert(blank);
         record.started = false;
         let attempt = record.attempt;
-        if let Some(step) = self.step.as_mut() {
+        let took = self.step.as_mut().map_or(Duration::ZERO, |step| {
             step.ended = true;
-        }
+            step.clock.elapsed()
+        });
         let error = match outcome {
-            Ok(()) => return Ok(Ok(())),
+            Ok(()) => {
+                self.attempt_finished(point, attempt, took, AttemptOutcome::Succeeded);
+                return Ok(Ok(()));
+            }
             Err(error) => error,
         };
         let retry = self.env.retry(policy);
         let max = retry.max_attempts();
         let delay = if error.is_terminal() { None } else { retry.delay_after(attempt, rand::random::<f64>()) };
+        let failed = AttemptOutcome::Failed { error: error.message(), retry_in: delay };
+        self.attempt_finished(point, attempt, took, failed);
+        let Some(record) = self.next.step.as_mut() else { return Ok(Err(error.with_step(point.name, attempt))) };
         let (detail, result) = match delay {
             Some(delay) => {
                 let at = now.saturating_add(delay);
@@ -544,7 +766,8 @@ impl<S: Store> RunHost<S> {
             }
         };
         if result.is_ok() {
-            self.step = Some(StepRun { attempt, began: now, failed: true, ended: true, policy: policy.clone() });
+            let clock = Instant::now();
+            self.step = Some(StepRun { attempt, began: now, clock, failed: true, ended: true, policy: policy.clone() });
         }
         let detail = format!("attempt {attempt} of {max}: {}; {detail}", error.message());
         let failed = self.event(EventKind::StepFailed, point).with_attempt(attempt).with_detail(detail);
@@ -716,8 +939,15 @@ impl<S: Store> Host for RunHost<S> {
         policy: &'a StepPolicy,
         outcome: Result<(), StepError>,
     ) -> BoxFuture<'a, Result<Result<(), StepError>, Pause>> {
+        let spanned = self.step_span.lock().unwrap_or_else(PoisonError::into_inner).is_some();
         let result = self.step_end_sync(point, policy, outcome);
-        Box::pin(async move { result })
+        Box::pin(async move {
+            if spanned {
+                // What follows the step runs on a poll of its own, outside the step's span.
+                tokio::task::yield_now().await;
+            }
+            result
+        })
     }
 
     fn sleep_start(&mut self, _point: &'static PointFacts, duration: Duration) -> Timestamp {

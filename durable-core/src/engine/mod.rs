@@ -46,8 +46,16 @@
 //! span `execution` with the fields `workflow`, `execution_id` and, for a workflow with
 //! `#[durable(key = ..)]` inputs, `keys` (`order_id=o-42`, every key) and `business_key` (the
 //! first key's value). Span fields are fixed when the program is compiled, so keys of any name
-//! share the `keys` field rather than each getting its own. Failures are `WARN`, the rest
-//! `INFO`. `durable_core::logging` (feature `logging`) prints them as text or JSON.
+//! share the `keys` field rather than each getting its own. In a run, the span also has `worker`,
+//! the name of the worker running it. Failures are `WARN`, the rest `INFO`.
+//! `durable_core::logging` (feature `logging`) prints them as text or JSON.
+//!
+//! Inside a run, each step attempt has a span of its own (named `step`, with `otel.name` the
+//! step's name, and `attempt`, `semantics`, `outcome`, `error`, `took_ms`, `file`, `line`, the
+//! keys and `worker`), which is the current span while the body runs, so that the body's own
+//! lines nest under it; the end of a wait is logged inside a span `wait` with `waited_ms`. To
+//! know when a step's body runs, the run yields once before and after it, only when a
+//! subscriber wants that span.
 //!
 //! The engine also registers each workflow's static facts with the store
 //! ([`Store::register_workflow`]) before it first starts, runs or signals an execution, so that
@@ -87,7 +95,10 @@ mod trace;
 mod worker;
 
 pub use self::error::EngineError;
-pub use self::hooks::{Hooks, RunCause, RunInfo, TracingHooks};
+pub use self::hooks::{
+    Attempt, AttemptOutcome, CommitBatch, Hooks, Outcome, Resumption, RunCause, RunInfo, SuspendReason, Suspension,
+    TracingHooks, WaitEnd, WaitKind, WaitOutcome, WaitStart,
+};
 pub use self::status::{Delivery, EngineStats, ExecutionStatus, Handle};
 pub(crate) use self::trace::human;
 pub use self::worker::{WakeSource, Worker};
@@ -330,8 +341,9 @@ impl<S: Store> EngineBuilder<S> {
             return Err(EngineError::NoRuntime);
         }
         let store = Arc::new(self.store);
+        let observers = Arc::new(self.observers);
         let shared = Shared {
-            committer: Committer::spawn(Arc::clone(&store), self.max_batch),
+            committer: Committer::spawn(Arc::clone(&store), self.max_batch, Arc::clone(&observers)),
             store,
             clock: self.clock,
             registry: self.registry,
@@ -345,7 +357,7 @@ impl<S: Store> EngineBuilder<S> {
             problems: Mutex::new(HashMap::new()),
             running: AtomicUsize::new(0),
             active: lease::Active::default(),
-            observers: Arc::new(self.observers),
+            observers,
             parked: Mutex::new(HashMap::new()),
             registered: OnceCell::new(),
             registration_warned: AtomicBool::new(false),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use super::Shared;
-use super::host::{Env, Report, RunHost, Staged};
+use super::host::{Env, Report, RunHost, Staged, StepSpan};
 use super::lease::HeldLease;
 use super::registry::{ErasedWorkflow, RawEntry, RawExit};
 use super::trace::human;
@@ -45,7 +45,7 @@ pub(crate) async fn run_claimed<S: Store>(
     staged: Option<Staged>,
     stop: Arc<AtomicBool>,
 ) -> (Ended, Report) {
-    let span = shared.subject(&record).span();
+    let span = shared.subject(&record).span_on(record.lease.as_ref().map(|lease| lease.owner.as_str()));
     async move {
         let Some(lease) = record.lease.clone() else {
             tracing::error!("{}: a run was started without a lease; leaving it", record.id);
@@ -147,13 +147,16 @@ async fn panicked<S: Store>(shared: &Shared<S>, host: &mut RunHost<S>, message: 
     Ended::Parked
 }
 
-/// Polls a run, turning a panic in it into `Err` with the panic's message.
-struct CatchPanic<F>(F);
+/// Polls a run, turning a panic in it into `Err` with the panic's message, inside the span of
+/// the step attempt running (if any).
+struct CatchPanic<F>(F, StepSpan);
 
 impl<F: Future + Unpin> Future for CatchPanic<F> {
     type Output = Result<F::Output, String>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let step = self.1.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let _entered = step.as_ref().map(tracing::Span::enter);
         // The run is dropped after a panic, never polled again, and what it shared with the host
         // is only read to commit a suspension: nothing broken is observed.
         match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut self.0).poll(cx))) {
@@ -186,7 +189,8 @@ async fn drive<S: Store>(
         None => RawEntry::Start(&input),
         Some(s) => RawEntry::Resume(Snapshot { fingerprint: &s.fingerprint, state: &s.state }),
     };
-    let mut run = CatchPanic(workflow.run(&ctx, host, entry));
+    let step_span = host.step_span();
+    let mut run = CatchPanic(workflow.run(&ctx, host, entry), step_span);
     let every = (shared.lease / 3).max(Duration::from_millis(10));
     let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
@@ -229,14 +233,14 @@ pub(crate) async fn park<S: Store>(shared: &Shared<S>, held: &HeldLease, record:
 }
 
 /// Gives up the leases of the executions this engine holds aside (see [`park`]), so that
-/// another worker (of a build that can run them) may take them at once. Called when a worker
+/// another worker (of a build that can run them) may take them at once. Called when `worker`
 /// shuts down.
-pub(crate) async fn release_parked<S: Store>(shared: &Shared<S>) {
+pub(crate) async fn release_parked<S: Store>(shared: &Shared<S>, worker: &str) {
     let parked: Vec<(String, crate::store::LeaseToken)> =
         shared.parked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain().collect();
     for (id, token) in parked {
         if let Err(error) = shared.store.release_lease(&id, &token).await {
-            tracing::debug!(%error, "{id} was held aside; its lease could not be given up (it may have moved on)");
+            tracing::debug!(%error, worker, "{id} was held aside; its lease could not be given up (it may have moved on)");
         }
     }
 }

@@ -34,17 +34,33 @@ impl Subject {
         Subject { workflow: workflow.to_owned(), id: id.to_owned(), keys }
     }
 
-    /// The execution's span: every event about it is emitted inside.
+    /// The execution's span outside a run (a start, an event sent, a cancel): every event about
+    /// it is emitted inside.
     pub(crate) fn span(&self) -> tracing::Span {
-        let keys = (!self.keys.is_empty()).then(|| keys_text(&self.keys));
-        let business_key = self.keys.first().map(|(_, value)| value.as_str());
-        tracing::info_span!(
+        self.span_on(None)
+    }
+
+    /// The execution's span, for a run on `worker` (its name is a field of the span, so that
+    /// every line the run logs says which worker wrote it).
+    pub(crate) fn span_on(&self, worker: Option<&str>) -> tracing::Span {
+        let (keys, business_key) = self.key_fields();
+        let span = tracing::info_span!(
             "execution",
             workflow = %self.workflow,
             execution_id = %self.id,
             keys = keys.as_deref(),
             business_key,
-        )
+            worker,
+        );
+        #[cfg(feature = "otel")]
+        crate::telemetry::otel::continue_trace(&span, &self.id);
+        span
+    }
+
+    /// The `keys` and `business_key` fields: all keys as text, and the first key's value.
+    pub(crate) fn key_fields(&self) -> (Option<String>, Option<&str>) {
+        let keys = (!self.keys.is_empty()).then(|| keys_text(&self.keys));
+        (keys, self.keys.first().map(|(_, value)| value.as_str()))
     }
 
     /// `order_workflow o-42`, or `order_workflow e-7 (order_id=o-42)` when the keys say more

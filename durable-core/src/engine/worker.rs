@@ -126,7 +126,7 @@ impl<S: Store> Worker<S> {
                 self.spawn(&mut tasks, &mut ids, record, &stop);
             }
             while let Some(joined) = tasks.join_next_with_id().await {
-                report_panic(joined, &mut ids);
+                report_panic(joined, &mut ids, &self.name);
             }
         }
     }
@@ -166,15 +166,17 @@ impl<S: Store> Worker<S> {
                             continue;
                         }
                     }
-                    Err(error) => tracing::warn!(%error, "worker {} cannot claim work; trying again", self.name),
+                    Err(error) => {
+                        tracing::warn!(%error, worker = %self.name, "worker {} cannot claim work; trying again", self.name);
+                    }
                 }
             }
             announced = tokio::select! {
                 () = &mut shutdown => break,
                 Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                    report_panic(joined, &mut ids);
+                    report_panic(joined, &mut ids, &self.name);
                     while let Some(joined) = tasks.try_join_next_with_id() {
-                        report_panic(joined, &mut ids);
+                        report_panic(joined, &mut ids, &self.name);
                     }
                     false
                 }
@@ -185,14 +187,14 @@ impl<S: Store> Worker<S> {
         }
         stop.store(true, Ordering::Relaxed);
         while let Some(joined) = tasks.join_next_with_id().await {
-            report_panic(joined, &mut ids);
+            report_panic(joined, &mut ids, &self.name);
         }
-        release_parked(&shared).await;
+        release_parked(&shared, &self.name).await;
     }
 }
 
-/// Forgets a finished task; reports it if it panicked.
-fn report_panic(joined: Result<(Id, (Ended, Report)), JoinError>, ids: &mut HashMap<Id, ExecutionId>) {
+/// Forgets a finished task of `worker`; reports it if it panicked.
+fn report_panic(joined: Result<(Id, (Ended, Report)), JoinError>, ids: &mut HashMap<Id, ExecutionId>, worker: &str) {
     match joined {
         Ok((task, _)) => {
             ids.remove(&task);
@@ -200,6 +202,7 @@ fn report_panic(joined: Result<(Id, (Ended, Report)), JoinError>, ids: &mut Hash
         Err(error) => {
             let id = ids.remove(&error.id()).unwrap_or_default();
             tracing::error!(
+                worker,
                 "the run of {id} panicked ({error}); once its lease expires it runs again from its last checkpoint"
             );
         }
