@@ -227,6 +227,21 @@ pub(crate) fn decide<T>(options: &BatchOptions, outcomes: &[Option<Outcome<T>>])
     (finished == total).then_some(Completed::AllCompleted)
 }
 
+/// A `map!` whose branches are child workflows, as stored with the point between wake-ups:
+/// the items not started yet (so the state shrinks as the batch goes), the branches running,
+/// and the outcomes so far.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChildBatch<I, T> {
+    /// The items whose children have not started, with their indexes.
+    pub pending: std::collections::VecDeque<(usize, I)>,
+    /// The indexes of the children running.
+    pub running: Vec<usize>,
+    /// The outcome of every branch that ended, by index.
+    pub outcomes: Vec<Option<Outcome<T>>>,
+    /// How the batch runs.
+    pub options: BatchOptions,
+}
+
 /// The items of a `map!`, stored with the point while its branches run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BatchItems<I> {

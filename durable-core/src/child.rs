@@ -109,6 +109,15 @@ pub(crate) enum ChildEnd<T> {
     Cancelled,
 }
 
+/// The payload of the event that tells a parent which child ended, and how.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ChildNotice<T> {
+    /// The child's execution id.
+    pub(crate) child: String,
+    /// How it ended.
+    pub(crate) end: ChildEnd<T>,
+}
+
 /// The name of the event that tells a parent its child `child` ended.
 pub(crate) fn notice_name(child: &str) -> String {
     format!("child:{child}")
@@ -125,7 +134,7 @@ pub(crate) fn child_id(parent: &str, point: &str, key: Option<&str>) -> String {
 /// The parent's view of its child's end, decoded from the notice's payload.
 pub(crate) fn decode_end<W: Workflow>(child: &str, payload: &str) -> Result<W::Output, ChildError<W::Error>> {
     let unreadable = |message: String| ChildError::Unreadable { child: child.to_owned(), message };
-    match serde_json::from_str::<ChildEnd<Result<W::Output, W::Error>>>(payload) {
+    match serde_json::from_str::<ChildNotice<Result<W::Output, W::Error>>>(payload).map(|notice| notice.end) {
         Ok(ChildEnd::Returned(Ok(value))) => Ok(value),
         Ok(ChildEnd::Returned(Err(error))) => Err(ChildError::Failed { child: child.to_owned(), error }),
         Ok(ChildEnd::Cancelled) => Err(ChildError::Cancelled { child: child.to_owned() }),

@@ -144,6 +144,21 @@ pub trait Host: Send {
     /// suspends until then.
     fn poll_due(&mut self, point: &'static PointFacts, at: Timestamp) -> bool;
 
+    /// Starts the child workflow of branch `index` of the `map!` at `point` (an execution of
+    /// `workflow` with `input`, JSON), with the next checkpoint; its end is reported with the
+    /// others of the batch.
+    fn batch_child_start(&mut self, point: &'static PointFacts, workflow: &'static str, index: usize, input: String);
+
+    /// The ends of children of the `map!` at `point` reported since the last checkpoint:
+    /// `(child id, what its end told)`. The next checkpoint consumes them.
+    fn batch_children_ended(&mut self, point: &'static PointFacts) -> Vec<(String, String)>;
+
+    /// Records, with the next checkpoint, that a branch of the batch at `point` ended.
+    fn batch_note(&mut self, point: &'static PointFacts, words: String);
+
+    /// The `map!` at `point` waits for its children: the run suspends until one ends.
+    fn batch_wait(&mut self, point: &'static PointFacts);
+
     /// A wait for child execution `child`, started earlier, begins at `point`.
     fn child_wait(&mut self, point: &'static PointFacts, child: &str);
 

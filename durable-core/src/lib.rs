@@ -79,7 +79,7 @@ pub mod testing;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use crate::batch::{Batch, BatchError, BatchItems, BatchOptions, Completed, Completion, Outcome};
+pub use crate::batch::{Batch, BatchError, BatchItems, BatchOptions, ChildBatch, Completed, Completion, Outcome};
 pub use crate::callback::{CallbackError, CallbackFailure, CallbackPoll, CallbackWait};
 pub use crate::child::{Child, ChildError};
 pub use crate::engine::{Delivery, Engine, EngineError, ExecutionStatus, Handle, Worker};

@@ -9,7 +9,7 @@ pub use serde;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::batch::{Batch, BatchError, BatchItems, BatchOptions, Completed, Completion, Outcome};
+use crate::batch::{Batch, BatchError, BatchItems, BatchOptions, ChildBatch, Completed, Completion, Outcome};
 use crate::callback::{CallbackError, CallbackFailure, CallbackPoll, CallbackWait};
 use crate::child::{Child, ChildError};
 use crate::error::Timeout;
@@ -265,6 +265,94 @@ fn branch_words<T>(index: usize, outcome: &Outcome<T>) -> String {
         Outcome::NotStarted => format!("{index} did not start"),
         Outcome::Cancelled => format!("{index} was cancelled"),
     }
+}
+
+/// Begins a `map!` whose branches are child workflows of `workflow`.
+pub fn child_batch_start<W: Workflow, C: IntoIterator<Item = W::Input>>(
+    host: &mut dyn Host,
+    point: &'static PointFacts,
+    _workflow: &W,
+    items: C,
+    options: BatchOptions,
+) -> ChildBatch<W::Input, W::Output> {
+    let pending: VecDeque<(usize, W::Input)> = items.into_iter().enumerate().collect();
+    let limit = options.concurrency_limit().map_or(String::new(), |n| format!(", at most {n} at a time"));
+    host.batch_start(point, pending.len(), format!("{} child workflows{limit}", pending.len()));
+    let outcomes = (0..pending.len()).map(|_| None).collect();
+    ChildBatch { pending, running: Vec::new(), outcomes, options }
+}
+
+/// What follows a wake-up of a `map!` of child workflows.
+pub enum ChildBatchNext<I, T> {
+    /// Children ended or started: store the new state, then look again.
+    Changed(ChildBatch<I, T>),
+    /// Nothing new: wait for a child to end.
+    Wait,
+    /// The batch is decided.
+    Done(Result<Batch<T>, BatchError>),
+}
+
+/// Takes the ends of the batch's children, decides, and starts the next children.
+pub fn child_batch_step<W: Workflow>(
+    host: &mut dyn Host,
+    point: &'static PointFacts,
+    workflow: &W,
+    mut batch: ChildBatch<W::Input, W::Output>,
+) -> ChildBatchNext<W::Input, W::Output> {
+    if let Err(error) = batch.options.check() {
+        return ChildBatchNext::Done(Err(error));
+    }
+    let mut changed = false;
+    for (child, payload) in host.batch_children_ended(point) {
+        let Some(index) = child.rsplit('/').next().and_then(|index| index.parse::<usize>().ok()) else { continue };
+        let Some(at) = batch.running.iter().position(|&running| running == index) else { continue };
+        batch.running.swap_remove(at);
+        let outcome = match crate::child::decode_end::<W>(&child, &payload) {
+            Ok(value) => Outcome::Succeeded(value),
+            Err(error) => Outcome::Failed(StepError::terminal(error)),
+        };
+        host.batch_note(point, branch_words(index, &outcome));
+        batch.outcomes[index] = Some(outcome);
+        changed = true;
+    }
+    if let Some(completed) = crate::batch::decide(&batch.options, &batch.outcomes) {
+        let unstarted: std::collections::HashSet<usize> = batch.pending.iter().map(|(index, _)| *index).collect();
+        let outcomes = batch
+            .outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(index, outcome)| match outcome {
+                Some(outcome) => outcome,
+                None if unstarted.contains(&index) => Outcome::NotStarted,
+                // Still running: the batch no longer waits for it.
+                None => Outcome::Cancelled,
+            })
+            .collect();
+        return ChildBatchNext::Done(Ok(Batch::new(outcomes, completed)));
+    }
+    let limit = batch.options.concurrency_limit().unwrap_or(usize::MAX);
+    while batch.running.len() < limit
+        && let Some((index, input)) = batch.pending.pop_front()
+    {
+        let input = match serde_json::to_string(&input) {
+            Ok(input) => input,
+            Err(error) => {
+                let failed = Outcome::Failed(StepError::terminal(format!("its input cannot be stored: {error}")));
+                host.batch_note(point, branch_words(index, &failed));
+                batch.outcomes[index] = Some(failed);
+                changed = true;
+                continue;
+            }
+        };
+        host.batch_child_start(point, workflow.facts().name, index, input);
+        batch.running.push(index);
+        changed = true;
+    }
+    if changed {
+        return ChildBatchNext::Changed(batch);
+    }
+    host.batch_wait(point);
+    ChildBatchNext::Wait
 }
 
 /// The options of a `map!`/`parallel!`.

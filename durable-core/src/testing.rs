@@ -79,7 +79,9 @@ impl Stored {
     /// child ends.
     pub fn child_returned<T: serde::Serialize, E: serde::Serialize>(&mut self, child: &str, result: &Result<T, E>) {
         let output = serde_json::to_string(result).unwrap_or_default();
-        self.inbox.push_back((crate::child::notice_name(child), format!("{{\"Returned\":{output}}}")));
+        let id = serde_json::to_string(child).unwrap_or_default();
+        let payload = format!("{{\"child\":{id},\"end\":{{\"Returned\":{output}}}}}");
+        self.inbox.push_back((crate::child::notice_name(child), payload));
     }
 }
 
@@ -494,6 +496,30 @@ impl Host for TestHost<'_> {
         let prefix = format!("branch:{}:", point.name);
         self.stored.inbox.retain(|(name, _)| !name.starts_with(&prefix));
         Box::pin(async { Ok(()) })
+    }
+
+    fn batch_child_start(&mut self, point: &'static PointFacts, workflow: &'static str, index: usize, input: String) {
+        let id = crate::child::child_id(&self.stored.execution_id, point.name, Some(&index.to_string()));
+        self.stored.children.push(StoredChild { workflow, id, input });
+    }
+
+    /// A test puts a child's end into the inbox under `batch:<point>`.
+    fn batch_children_ended(&mut self, point: &'static PointFacts) -> Vec<(String, String)> {
+        let name = format!("batch:{}", point.name);
+        let (ended, kept): (VecDeque<_>, VecDeque<_>) =
+            self.stored.inbox.drain(..).partition(|(event, _)| *event == name);
+        self.stored.inbox = kept;
+        let ended = ended.into_iter().filter_map(|(_, payload)| {
+            let notice: crate::child::ChildNotice<serde_json::Value> = serde_json::from_str(&payload).ok()?;
+            Some((notice.child, payload))
+        });
+        ended.collect()
+    }
+
+    fn batch_note(&mut self, _point: &'static PointFacts, _words: String) {}
+
+    fn batch_wait(&mut self, _point: &'static PointFacts) {
+        self.stored.wake_at = None;
     }
 
     fn child_wait(&mut self, _point: &'static PointFacts, _child: &str) {}

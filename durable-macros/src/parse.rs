@@ -231,7 +231,10 @@ pub(crate) fn point_call(mac: &Macro) -> syn::Result<PointCall> {
         "step" => "`step!(\"name\", [retry = ..,] [semantics = ..,] body)`",
         "call" => "`call!(\"name\", workflow, input [, key = value])`",
         "start" => "`start!(\"name\", workflow, input [, key = value])`",
-        "map" => "`map!(\"name\", items, |item| body [, max_concurrency = n] [, completion = Completion::..])`",
+        "map" => {
+            "`map!(\"name\", items, |item| body [, max_concurrency = n] [, completion = Completion::..])` or \
+             `map!(\"name\", items, child = workflow [, ..])`"
+        }
         "parallel" => "`parallel!(\"name\", [body, body, ..] [, max_concurrency = n] [, completion = Completion::..])`",
         _ => {
             "`wait!(\"name\", duration)`, `wait!(\"name\", event [, timeout = duration])`, \
@@ -340,6 +343,11 @@ fn batch_args(call: &mut PointCall, which: &str, rest: Vec<Expr>, usage: &str) -
     if which == "map" {
         let items = rest.next().ok_or_else(|| missing("the items"))?;
         let body = rest.next().ok_or_else(|| missing("the branch body"))?;
+        if let Some((_, workflow)) = option_pair(&body).filter(|(key, _)| key == "child") {
+            call.items = Some(items);
+            call.workflow = Some(workflow);
+            return batch_options(call, rest, usage);
+        }
         let Expr::Closure(closure) = body else {
             return Err(syn::Error::new(body.span(), format!("the branch body is written `|item| body`: {usage}")));
         };
@@ -375,6 +383,10 @@ fn batch_args(call: &mut PointCall, which: &str, rest: Vec<Expr>, usage: &str) -
         });
         call.branch = Some((pat, body));
     }
+    batch_options(call, rest, usage)
+}
+
+fn batch_options(call: &mut PointCall, rest: impl Iterator<Item = Expr>, usage: &str) -> syn::Result<()> {
     for option in rest {
         match option_pair(&option) {
             Some((key, value)) if key == "max_concurrency" => call.max_concurrency = Some(value),

@@ -85,6 +85,8 @@ enum Waiting {
     Child(String),
     /// A wait for a condition until its next poll: when, after which poll, and the delay.
     Poll(Timestamp, u32, Duration),
+    /// A `map!` of child workflows waiting for the children's ends, reported as event `.0`.
+    Batch(String),
 }
 
 /// What the last event poll found, until the next checkpoint records it.
@@ -105,6 +107,8 @@ enum Suspend {
     Event(&'static PointFacts, Option<Timestamp>),
     /// Waiting for child execution `.1` to end.
     Child(&'static PointFacts, String),
+    /// A `map!` waiting for its children's ends, reported as event `.1`.
+    Batch(&'static PointFacts, String),
     /// Waiting for the callback completed by event `.1`, until `.2` (a timeout or heartbeat).
     Callback(&'static PointFacts, String, Option<Timestamp>),
     /// The workflow's own code panicked: try again from the last checkpoint at this time.
@@ -139,6 +143,11 @@ struct StepRun {
 /// branch's index.
 fn branch_prefix(point: &PointFacts) -> String {
     format!("branch:{}:", point.name)
+}
+
+/// The event the children of the `map!` at `point` report their ends as.
+fn batch_event(point: &PointFacts) -> String {
+    format!("batch:{}", point.name)
 }
 
 /// The [`Host`] of one run. See the [module docs](self).
@@ -465,6 +474,19 @@ impl<S: Store> RunHost<S> {
     /// checkpoint is held back (a wait started), where `staged` says it consumes a staged event.
     fn record_checkpoint(&mut self, point: &'static PointFacts, state: &str) -> Option<bool> {
         let now = self.now();
+        if let Some(Waiting::Batch(name)) = self.wait.take_if(|wait| matches!(wait, Waiting::Batch(_))) {
+            // The branches' own events (a child started, a branch ended) carry the state.
+            (self.next.wake_at, self.next.waiting_for) = (None, Some(name));
+            let noted = |e: &HistoryEvent| matches!(e.kind, EventKind::BranchEnded | EventKind::ChildStarted);
+            match self.next.events.iter_mut().rev().find(|e| noted(e)) {
+                Some(last) => last.state = Some(state.to_owned()),
+                None => {
+                    let waiting = self.event(EventKind::WaitStarted, point).with_detail("for its children");
+                    self.next.events.push(waiting.with_state(state));
+                }
+            }
+            return None;
+        }
         if let Some(wait) = self.wait.take() {
             let detail = match wait {
                 Waiting::Timer(until) => {
@@ -481,6 +503,11 @@ impl<S: Store> RunHost<S> {
                         }
                         None => format!("for event {}", point.name),
                     }
+                }
+                // Taken above.
+                Waiting::Batch(name) => {
+                    (self.next.wake_at, self.next.waiting_for) = (None, Some(name));
+                    "for its children".to_owned()
                 }
                 Waiting::Poll(until, polls, delay) => {
                     (self.next.wake_at, self.next.waiting_for) = (Some(until), None);
@@ -812,9 +839,7 @@ impl<S: Store> RunHost<S> {
         };
         self.next.events.push(event);
         self.next.status = status;
-        if let Some(parent) = &self.record.parent {
-            self.next.notify.push(ended_notice(parent, &self.record.id, returned(&output)));
-        }
+        self.next.notify.extend(ended_notice(&self.record, returned(&output)));
         self.next.output = Some(output);
         (self.next.wake_at, self.next.step, self.next.waiting_for) = (None, None, None);
         self.next.release_lease = true;
@@ -889,6 +914,10 @@ impl<S: Store> RunHost<S> {
             Some(Suspend::Child(point, child)) => {
                 (self.next.wake_at, self.next.waiting_for) = (None, Some(notice_name(&child)));
                 (Some(point), format!("waiting for child workflow {child}"))
+            }
+            Some(Suspend::Batch(point, name)) => {
+                (self.next.wake_at, self.next.waiting_for) = (None, Some(name));
+                (Some(point), format!("{} waiting for its child workflows", point.name))
             }
             Some(Suspend::Callback(point, name, wake)) => {
                 (self.next.wake_at, self.next.waiting_for) = (wake, Some(name));
@@ -1151,6 +1180,38 @@ impl<S: Store> Host for RunHost<S> {
             self.inbox = Some(inbox.into_iter().filter(|e| !e.name.starts_with(&prefix)).collect());
             Ok(())
         })
+    }
+
+    fn batch_child_start(&mut self, point: &'static PointFacts, workflow: &'static str, index: usize, input: String) {
+        let id = child_id(&self.record.id, point.name, Some(&index.to_string()));
+        let new = NewExecution::new(id.clone(), workflow, input, self.now())
+            .child_of(self.record.id.clone())
+            .reported_as(batch_event(point));
+        self.next.spawn.push(new);
+        self.next.events.push(self.event(EventKind::ChildStarted, point).with_detail(format!("{workflow} {id}")));
+        self.wait = Some(Waiting::Batch(batch_event(point)));
+    }
+
+    fn batch_children_ended(&mut self, point: &'static PointFacts) -> Vec<(String, String)> {
+        let name = batch_event(point);
+        let Some(inbox) = self.inbox.as_mut() else { return Vec::new() };
+        let (ended, kept): (Vec<InboxEvent>, Vec<InboxEvent>) = inbox.drain(..).partition(|e| e.name == name);
+        *inbox = kept;
+        self.next.consume.extend(ended.iter().map(|e| e.seq));
+        let children = ended.into_iter().filter_map(|event| {
+            let notice: crate::child::ChildNotice<serde_json::Value> = serde_json::from_str(&event.payload).ok()?;
+            Some((notice.child, event.payload))
+        });
+        children.collect()
+    }
+
+    fn batch_note(&mut self, point: &'static PointFacts, words: String) {
+        self.next.events.push(self.event(EventKind::BranchEnded, point).with_detail(words));
+        self.wait = Some(Waiting::Batch(batch_event(point)));
+    }
+
+    fn batch_wait(&mut self, point: &'static PointFacts) {
+        self.suspend = Some(Suspend::Batch(point, batch_event(point)));
     }
 
     fn child_wait(&mut self, _point: &'static PointFacts, child: &str) {

@@ -632,9 +632,7 @@ impl<S: Store> Engine<S> {
             commit.release_lease = true;
             let cancelled = HistoryEvent::new(now, EventKind::ExecutionCancelled);
             commit.events.push(cancelled.clone());
-            if let Some(parent) = &record.parent {
-                commit.notify.push(children::ended_notice(parent, &record.id, children::cancelled()));
-            }
+            commit.notify.extend(children::ended_notice(&record, children::cancelled()));
             match self.shared.store.commit(commit).await {
                 Ok(record) => {
                     let subject = self.shared.subject(&record);

@@ -93,14 +93,17 @@ pub(crate) trait Columns {
 pub(crate) const RECORD_COLUMNS: &str = "id, workflow, status, input, snapshot_point, \
     snapshot_fingerprint, snapshot_state, output, wake_at, step_point, step_attempt, \
     step_started, step_retry_at, waiting_for, version, lease_owner, lease_until, created_at, \
-    updated_at, lease_epoch, parent_id";
+    updated_at, lease_epoch, parent_id, parent_event";
 
 /// The index of `lease_epoch` in [`RECORD_COLUMNS`]: the epoch of the execution's last claim,
 /// kept when its lease is released so that the next claim takes the next epoch.
 pub(crate) const EPOCH_COLUMN: usize = 19;
 
-/// The index of `parent_id` in [`RECORD_COLUMNS`], the last of them.
+/// The index of `parent_id` in [`RECORD_COLUMNS`].
 pub(crate) const PARENT_COLUMN: usize = 20;
+
+/// The index of `parent_event` in [`RECORD_COLUMNS`], the last of them.
+pub(crate) const PARENT_EVENT_COLUMN: usize = 21;
 
 /// Decodes a row of [`RECORD_COLUMNS`] whose id (column 0) `r` already names.
 pub(crate) fn decode_record(r: &impl Columns) -> Result<ExecutionRecord, StoreError> {
@@ -140,6 +143,7 @@ pub(crate) fn decode_record(r: &impl Columns) -> Result<ExecutionRecord, StoreEr
         created_at: r.time(17, "created_at")?,
         updated_at: r.time(18, "updated_at")?,
         parent: r.opt_text(PARENT_COLUMN, "parent_id")?,
+        parent_event: r.opt_text(PARENT_EVENT_COLUMN, "parent_event")?,
         id,
     })
 }

@@ -312,6 +312,7 @@ pub(crate) fn apply_commit(current: &ExecutionRecord, commit: &Commit) -> Execut
         created_at: current.created_at,
         updated_at: commit.now,
         parent: current.parent.clone(),
+        parent_event: current.parent_event.clone(),
     }
 }
 
@@ -332,6 +333,7 @@ pub(crate) fn new_record(new: &NewExecution) -> (ExecutionRecord, HistoryEvent) 
         created_at: new.now,
         updated_at: new.now,
         parent: new.parent.clone(),
+        parent_event: new.parent_event.clone(),
     };
     let mut started = HistoryEvent::new(new.now, EventKind::ExecutionStarted);
     started.seq = 1;

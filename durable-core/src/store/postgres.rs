@@ -376,7 +376,8 @@ impl PostgresStore {
     async fn insert(&self, tx: &Tx, new: &NewExecution, started: &HistoryEvent) -> Result<bool, StoreError> {
         let what = "create an execution";
         let q = &self.inner.queries;
-        let params: [&(dyn ToSql + Sync); 5] = [&new.id, &new.workflow, &new.input, &millis(new.now), &new.parent];
+        let params: [&(dyn ToSql + Sync); 6] =
+            [&new.id, &new.workflow, &new.input, &millis(new.now), &new.parent, &new.parent_event];
         if tx.execute(what, &q.insert, &params).await? == 0 {
             return Ok(false);
         }

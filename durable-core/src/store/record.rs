@@ -266,6 +266,9 @@ pub struct ExecutionRecord {
     pub updated_at: Timestamp,
     /// The execution that started this one as a child workflow, which is told when it ends.
     pub parent: Option<ExecutionId>,
+    /// The name of the event that tells the parent this child ended, when it is not the
+    /// usual `child:<id>` (the children of a `map!` share one, so that any of them wakes it).
+    pub parent_event: Option<String>,
 }
 
 /// One entry of an execution's history.
@@ -390,6 +393,9 @@ pub struct NewExecution {
     pub now: Timestamp,
     /// The execution starting this one as its child, if any.
     pub parent: Option<ExecutionId>,
+    /// The event its end is reported to the parent as, if not the usual one; see
+    /// [`ExecutionRecord::parent_event`].
+    pub parent_event: Option<String>,
 }
 
 impl NewExecution {
@@ -400,12 +406,25 @@ impl NewExecution {
         input: impl Into<String>,
         now: Timestamp,
     ) -> Self {
-        NewExecution { id: id.into(), workflow: workflow.into(), input: input.into(), now, parent: None }
+        NewExecution {
+            id: id.into(),
+            workflow: workflow.into(),
+            input: input.into(),
+            now,
+            parent: None,
+            parent_event: None,
+        }
     }
 
     /// This execution, started as a child of execution `parent`.
     pub fn child_of(mut self, parent: impl Into<ExecutionId>) -> Self {
         self.parent = Some(parent.into());
+        self
+    }
+
+    /// This execution's end, reported to its parent as event `name`.
+    pub fn reported_as(mut self, name: impl Into<String>) -> Self {
+        self.parent_event = Some(name.into());
         self
     }
 }

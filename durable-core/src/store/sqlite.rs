@@ -294,9 +294,10 @@ impl SqliteStore {
                     // temporary schema, which shadows the table.
                     let view = if version < 3 {
                         "CREATE TEMP VIEW executions AS \
-                         SELECT *, 0 AS lease_epoch, NULL AS parent_id FROM main.executions"
+                         SELECT *, 0 AS lease_epoch, NULL AS parent_id, NULL AS parent_event FROM main.executions"
                     } else {
-                        "CREATE TEMP VIEW executions AS SELECT *, NULL AS parent_id FROM main.executions"
+                        "CREATE TEMP VIEW executions AS \
+                         SELECT *, NULL AS parent_id, NULL AS parent_event FROM main.executions"
                     };
                     conn.execute_batch(view).map_err(sql(format_args!("read {shown} (schema version {version})")))?;
                 }

@@ -257,3 +257,148 @@ async fn a_crash_after_any_checkpoint_starts_no_child_twice() {
     }
     assert!(crashed >= 8, "the crashes happened: {crashed}");
 }
+
+/// A parent that maps over child workflows, a few at a time.
+#[durable]
+pub async fn charge_many(
+    key: String,
+    amounts: Vec<u64>,
+    limit: usize,
+    completion: Completion,
+) -> Result<Batch<String>, WorkflowError> {
+    let inputs: Vec<(String, u64)> = amounts.iter().map(|&amount| (format!("{key}-{amount}"), amount)).collect();
+    let batch = map!("charges", inputs, child = charge, max_concurrency = limit, completion = completion)?;
+    Ok(batch)
+}
+
+/// A parent that maps over child workflows that wait for events.
+#[durable]
+pub async fn approve_all(key: String, n: u64) -> Result<Batch<String>, WorkflowError> {
+    let inputs: Vec<String> = (0..n).map(|i| format!("{key}-{i}")).collect();
+    let batch = map!("approvals", inputs, child = approval, max_concurrency = 2)?;
+    Ok(batch)
+}
+
+fn batch_engine<S: Store>(store: S, clock: &durable_core::ManualClock) -> Engine<S> {
+    durable_core::Engine::builder(store)
+        .clock(std::sync::Arc::new(clock.clone()))
+        .register(charge)
+        .register(approval)
+        .register(charge_many)
+        .register(approve_all)
+        .build()
+        .expect("the engine builds")
+}
+
+fn outcomes(batch: &Batch<String>) -> Vec<String> {
+    batch
+        .outcomes()
+        .iter()
+        .map(|outcome| match outcome {
+            Outcome::Succeeded(value) => value.clone(),
+            Outcome::Failed(_) => "failed".to_owned(),
+            Outcome::NotStarted => "not started".to_owned(),
+            Outcome::Cancelled => "cancelled".to_owned(),
+        })
+        .collect()
+}
+
+mod child_batches {
+    use super::*;
+
+    crate::support::stores!(
+        children_run_as_branches_within_the_limit,
+        a_policy_decides_over_child_branches,
+        child_branches_that_wait_leave_the_parent_suspended,
+    );
+}
+
+async fn children_run_as_branches_within_the_limit<S: Store>(store: S, tag: &str) {
+    let clock = clock();
+    let engine = batch_engine(store, &clock);
+    let id = format!("{tag}-m");
+    let amounts = vec![10, 20, 5_000, 30, 40];
+    engine.start(charge_many, &id, (id.clone(), amounts, 2, Completion::All)).await.unwrap();
+    engine.worker("w-1").run_until_idle().await.unwrap();
+    let batch = engine.result(charge_many, &id).await.unwrap().unwrap();
+    assert_eq!(outcomes(&batch), ["r-10", "r-20", "failed", "r-30", "r-40"]);
+    assert_eq!(batch.completed(), durable_core::Completed::AllCompleted);
+    let failed = &batch.outcomes()[2];
+    assert!(matches!(failed, Outcome::Failed(e) if e.message().contains("5000 is over the limit")), "{failed:?}");
+    let children = engine.store().list(ListFilter { parent: Some(id.clone()), ..Default::default() }).await.unwrap();
+    let mut ids: Vec<String> = children.into_iter().map(|child| child.id).collect();
+    ids.sort();
+    assert_eq!(ids, (0..5).map(|i| format!("{id}/charges/{i}")).collect::<Vec<_>>());
+    let history = engine.store().history(&id).await.unwrap();
+    assert_eq!(history.iter().filter(|e| e.kind == EventKind::BranchEnded).count(), 5, "one event per branch");
+    assert!(engine.store().inbox(&id).await.unwrap().is_empty(), "every end was consumed");
+}
+
+async fn a_policy_decides_over_child_branches<S: Store>(store: S, tag: &str) {
+    let clock = clock();
+    let engine = batch_engine(store, &clock);
+    let id = format!("{tag}-p");
+    let amounts = vec![10, 20, 30, 40, 50];
+    engine.start(charge_many, &id, (id.clone(), amounts, 1, Completion::min_successful(2))).await.unwrap();
+    engine.worker("w-1").run_until_idle().await.unwrap();
+    let batch = engine.result(charge_many, &id).await.unwrap().unwrap();
+    assert_eq!(outcomes(&batch), ["r-10", "r-20", "not started", "not started", "not started"]);
+    assert_eq!(batch.completed(), durable_core::Completed::MinSuccessfulReached);
+    assert_eq!(engine.store().load(&format!("{id}/charges/2")).await.unwrap(), None, "never started");
+}
+
+/// Child branches may wait (here for events) and run on any worker; the parent holds no
+/// memory meanwhile and is woken by whichever child ends.
+async fn child_branches_that_wait_leave_the_parent_suspended<S: Store>(store: S, tag: &str) {
+    let clock = clock();
+    let engine = batch_engine(store, &clock);
+    let id = format!("{tag}-a");
+    engine.start(approve_all, &id, (id.clone(), 3)).await.unwrap();
+    engine.worker("w-1").run_until_idle().await.unwrap();
+    let parent = engine.store().load(&id).await.unwrap().unwrap();
+    assert_eq!((parent.status, parent.lease.is_none()), (Status::Suspended, true));
+    assert_eq!(engine.store().load(&format!("{id}/approvals/2")).await.unwrap(), None, "two at a time");
+    engine.send_event(&format!("{id}/approvals/1"), "decision", &true).await.unwrap();
+    engine.worker("w-2").run_until_idle().await.unwrap();
+    assert_eq!(
+        engine.status(&format!("{id}/approvals/2")).await.unwrap().status,
+        Status::Suspended,
+        "the third started"
+    );
+    engine.send_event(&format!("{id}/approvals/0"), "decision", &false).await.unwrap();
+    engine.send_event(&format!("{id}/approvals/2"), "decision", &true).await.unwrap();
+    engine.worker("w-1").run_until_idle().await.unwrap();
+    let batch = engine.result(approve_all, &id).await.unwrap().unwrap();
+    assert_eq!(
+        outcomes(&batch),
+        [format!("{id}-0: rejected"), format!("{id}-1: approved"), format!("{id}-2: approved")]
+    );
+}
+
+/// A crash after any commit of the parent or of a child: the same outcomes, each child
+/// started once.
+#[tokio::test]
+async fn a_crash_in_a_map_of_children_starts_no_child_twice() {
+    use durable_core::testing::{CrashAt, Harness};
+    let mut crashed = 0;
+    for n in 2..=14 {
+        for target in ["", "/charges/1"] {
+            let id = format!("cm-crash-{n}-{}", target.len());
+            let mut harness = Harness::new().register(charge).register(charge_many);
+            harness.crash_and_resume_at(&format!("{id}{target}"), CrashAt::Event(n));
+            harness.start(charge_many, &id, (id.clone(), vec![1, 2, 3, 4], 2, Completion::All)).await.unwrap();
+            crashed += harness.crashes();
+            let batch = harness.result(charge_many, &id).await.unwrap().unwrap().unwrap();
+            assert_eq!(outcomes(&batch), ["r-1", "r-2", "r-3", "r-4"], "crash after event {n} of {id}{target}");
+            for i in 0..4 {
+                let history = harness.history(&format!("{id}/charges/{i}")).await.unwrap();
+                let starts = history.iter().filter(|e| e.kind == EventKind::ExecutionStarted).count();
+                assert_eq!(starts, 1);
+            }
+            let parent = harness.history(&id).await.unwrap();
+            assert_eq!(parent.iter().filter(|e| e.kind == EventKind::ChildStarted).count(), 4, "{id}{target} at {n}");
+            assert_eq!(parent.iter().filter(|e| e.kind == EventKind::BranchEnded).count(), 4, "{id}{target} at {n}");
+        }
+    }
+    assert!(crashed >= 10, "the crashes happened: {crashed}");
+}

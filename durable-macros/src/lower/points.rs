@@ -238,6 +238,51 @@ impl Lowerer {
                 });
                 start
             }
+            Kind::Map if call.workflow.is_some() => {
+                let optional = |this: &mut Self, expr: &Option<Expr>| match expr {
+                    Some(expr) => {
+                        let expr = this.plain_expr(expr);
+                        q!(::core::option::Option::Some(#expr))
+                    }
+                    None => q!(::core::option::Option::None),
+                };
+                let items = self.plain_expr(call.items.as_ref().expect("a batch has items"));
+                let max_concurrency = optional(self, &call.max_concurrency);
+                let completion = optional(self, &call.completion);
+                let workflow = call.workflow.clone().expect("a child batch has a workflow");
+                let start_workflow = self.plain_expr(&workflow);
+                let name = call.name.value();
+                let (start, label, batch) = self.waiting(point, "__batch", None, |batch| {
+                    q! {
+                        let #batch = ::durable_core::__private::child_batch_start(
+                            __host,
+                            #facts,
+                            &#start_workflow,
+                            #items,
+                            ::durable_core::__private::batch_options(#max_concurrency, #completion),
+                        );
+                    }
+                });
+                self.labels[label].serde_name = format!("{name}:batch");
+                self.arm_for(label, |this| {
+                    this.arms[this.arm].uses.insert(batch);
+                    let batch = this.bindings[batch].ident.clone();
+                    let workflow = this.plain_expr(&workflow);
+                    let again = this.jump(label, None);
+                    let then = then(this);
+                    q! {
+                        let __r = match ::durable_core::__private::child_batch_step(__host, #facts, &#workflow, #batch) {
+                            ::durable_core::__private::ChildBatchNext::Changed(#batch) => { #again }
+                            ::durable_core::__private::ChildBatchNext::Wait => {
+                                return ::durable_core::__private::exit(::durable_core::Exit::Suspended);
+                            }
+                            ::durable_core::__private::ChildBatchNext::Done(__r) => __r,
+                        };
+                        #then
+                    }
+                });
+                start
+            }
             Kind::Map => {
                 let optional = |this: &mut Self, expr: &Option<Expr>| match expr {
                     Some(expr) => {

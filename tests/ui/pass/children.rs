@@ -18,3 +18,9 @@ async fn parts(n: u64) -> Result<u64, WorkflowError> {
 }
 
 fn main() {}
+
+#[durable]
+async fn all_parts(n: u64) -> Result<usize, WorkflowError> {
+    let batch = map!("parts", 0..n, child = part, max_concurrency = 3)?;
+    Ok(batch.succeeded_count())
+}

@@ -13,7 +13,7 @@ pub async fn commit_spawns_children<S: Store>(store: S) {
     commit.status = Status::Suspended;
     commit.waiting_for = Some("child:p-1/flight".to_owned());
     commit.spawn = vec![
-        NewExecution::new("p-1/flight", "flight", "\"LHR\"", t(2)).child_of("p-1"),
+        NewExecution::new("p-1/flight", "flight", "\"LHR\"", t(2)).child_of("p-1").reported_as("batch:legs"),
         NewExecution::new("p-1/hotel", "hotel", "\"other\"", t(2)).child_of("p-1"),
     ];
     store.commit(commit).await.expect("commit with spawn");
@@ -21,6 +21,7 @@ pub async fn commit_spawns_children<S: Store>(store: S) {
     let flight = store.load("p-1/flight").await.unwrap().expect("the child was created");
     assert_eq!((flight.workflow.as_str(), flight.input.as_str()), ("flight", "\"LHR\""));
     assert_eq!((flight.status, flight.version, flight.parent.as_deref()), (Status::Running, 1, Some("p-1")));
+    assert_eq!(flight.parent_event.as_deref(), Some("batch:legs"));
     let history = store.history("p-1/flight").await.unwrap();
     assert_eq!(history.len(), 1, "a child starts with its ExecutionStarted event");
     let hotel = store.load("p-1/hotel").await.unwrap().unwrap();

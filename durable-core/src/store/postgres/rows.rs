@@ -69,7 +69,7 @@ pub(super) struct Locked {
 pub(super) fn decode_locked(row: &Row) -> Option<(String, Result<Locked, StoreError>)> {
     let id = record_id(row).ok()?;
     let locked = decode_record(row).and_then(|record| {
-        let last_history_seq = Reader { row, id: &id }.u64(columns::PARENT_COLUMN + 1, "last_history_seq")?;
+        let last_history_seq = Reader { row, id: &id }.u64(columns::PARENT_EVENT_COLUMN + 1, "last_history_seq")?;
         Ok(Locked { record, last_history_seq, changed: false })
     });
     Some((id, locked))

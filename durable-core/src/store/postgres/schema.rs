@@ -101,6 +101,7 @@ CREATE TABLE {s}.event_keys (
 /// The parent of a child workflow, which its end is reported to and which lists its children.
 const V4: &str = "
 ALTER TABLE {s}.executions ADD COLUMN parent_id TEXT;
+ALTER TABLE {s}.executions ADD COLUMN parent_event TEXT;
 CREATE INDEX executions_parent ON {s}.executions (parent_id, created_at, id) WHERE parent_id IS NOT NULL;
 ";
 
@@ -221,7 +222,7 @@ impl Queries {
         Queries {
             load: q("SELECT {columns} FROM {s}.executions WHERE id = $1"),
             insert: q("INSERT INTO {s}.executions (id, workflow, status, input, version, created_at, updated_at, \
-                 last_history_seq, parent_id) VALUES ($1, $2, 'running', $3, 1, $4, $4, 1, $5) \
+                 last_history_seq, parent_id, parent_event) VALUES ($1, $2, 'running', $3, 1, $4, $4, 1, $5, $6) \
                  ON CONFLICT (id) DO NOTHING"),
             lock: q("SELECT {columns} FROM {s}.executions WHERE id = $1 FOR UPDATE"),
             lock_many: q("SELECT {columns}, last_history_seq FROM {s}.executions WHERE id = ANY($1) \

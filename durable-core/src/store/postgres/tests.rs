@@ -77,6 +77,7 @@ async fn a_version_1_schema_is_migrated_and_keeps_its_data() {
          ALTER TABLE \"{schema}\".history DROP COLUMN error_kind; \
          ALTER TABLE \"{schema}\".history DROP COLUMN worker; \
          ALTER TABLE \"{schema}\".executions DROP COLUMN parent_id; \
+         ALTER TABLE \"{schema}\".executions DROP COLUMN parent_event; \
          DELETE FROM \"{schema}\".durable_migrations WHERE version > 1"
     );
     admin(&url).await.batch_execute(&downgrade).await.unwrap();

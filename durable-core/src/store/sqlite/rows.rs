@@ -92,6 +92,7 @@ CREATE TABLE event_keys (
 /// which lists its children.
 pub(super) const V4: &str = "
 ALTER TABLE executions ADD COLUMN parent_id TEXT;
+ALTER TABLE executions ADD COLUMN parent_event TEXT;
 CREATE INDEX executions_parent ON executions (parent_id, created_at, id) WHERE parent_id IS NOT NULL;
 ";
 
@@ -165,7 +166,7 @@ pub(super) fn insert_record(conn: &Connection, r: &ExecutionRecord) -> Result<()
     let mut statement = conn
         .prepare_cached(&format!(
             "INSERT INTO executions ({RECORD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
-             ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
+             ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
         ))
         .map_err(sql("create an execution"))?;
     let (snapshot, step, lease) = (r.snapshot.as_ref(), r.step.as_ref(), r.lease.as_ref());
@@ -192,6 +193,7 @@ pub(super) fn insert_record(conn: &Connection, r: &ExecutionRecord) -> Result<()
             millis(r.updated_at),
             lease.map_or(0, |l| int(l.epoch)),
             r.parent,
+            r.parent_event,
         ])
         .map_err(sql("create an execution"))?;
     Ok(())
