@@ -22,12 +22,14 @@ use super::{
 use crate::time::{ManualClock, SharedClock, Timestamp};
 
 mod claims;
+mod operations;
 
 pub use self::claims::{
     claim_one_rules, claim_order_and_limit, concurrent_claimers_never_share, expired_lease_is_reclaimable,
     lease_renew_and_release, lease_runs_from_the_grant, same_owner_reclaim_fences_the_old_claim, suspended_due_rules,
     terminal_never_claimed,
 };
+pub use self::operations::{purge_rules, reopen_rules};
 
 /// Expands to one `#[tokio::test]` per conformance check, each on a store from `$fresh()`, which
 /// returns `(store, guard)`; with `async`, `$fresh().await` returns `Option<(store, guard)>` and
@@ -65,6 +67,8 @@ macro_rules! conformance_tests {
             list_filters_and_order,
             history_keeps_order_and_fields,
             workflow_registrations,
+            reopen_rules,
+            purge_rules,
         );
     };
     (@each (sync $fresh:path); $($check:ident,)*) => {
