@@ -77,6 +77,7 @@ mod events;
 pub mod hooks;
 mod host;
 mod lease;
+mod operate;
 mod registry;
 mod run;
 mod status;
@@ -85,6 +86,7 @@ mod worker;
 
 pub use self::error::EngineError;
 pub use self::hooks::{Hooks, RunCause, RunInfo, TracingHooks};
+pub use self::operate::{MAX_REASON_BYTES, MAX_WHO_BYTES, Operator, PURGE_BATCH, PurgeFilter};
 pub use self::status::{Delivery, EngineStats, ExecutionStatus, Handle};
 pub(crate) use self::trace::human;
 pub use self::worker::{WakeSource, Worker};
@@ -577,6 +579,11 @@ impl<S: Store> Engine<S> {
     ///
     /// Fails if the execution is unknown or has already finished.
     pub async fn cancel(&self, id: &str) -> Result<(), EngineError> {
+        self.cancel_with(id, None).await
+    }
+
+    /// Cancels execution `id`, with `detail` (who asked and why) on its `ExecutionCancelled`.
+    async fn cancel_with(&self, id: &str, detail: Option<String>) -> Result<(), EngineError> {
         limits::check_id(id)?;
         loop {
             let record = self.load(id).await?;
@@ -588,7 +595,8 @@ impl<S: Store> Engine<S> {
             commit.status = Status::Cancelled;
             (commit.wake_at, commit.waiting_for, commit.step) = (None, None, None);
             commit.release_lease = true;
-            let cancelled = HistoryEvent::new(now, EventKind::ExecutionCancelled);
+            let mut cancelled = HistoryEvent::new(now, EventKind::ExecutionCancelled);
+            cancelled.detail.clone_from(&detail);
             commit.events.push(cancelled.clone());
             match self.shared.store.commit(commit).await {
                 Ok(record) => {
