@@ -290,3 +290,86 @@ async fn postgres_store(tag: &str) -> Option<(PostgresStore, SchemaGuard)> {
     let options = PostgresOptions { schema, ..PostgresOptions::default() };
     Some((PostgresStore::connect_with(&url, options).await.expect("the test server"), guard))
 }
+
+/// The command line's controls, on a store an engine (with the workflows) shares with it: the
+/// command line has none of the workflows' code, the engine's worker runs what it redrives. The
+/// command line reads the system clock; the engine's virtual clock starts 40 days earlier and
+/// is moved to the present half-way, so that what finished before is old enough to purge.
+async fn command_line_controls<S: Store>(store: S, tag: &str, database: &[String]) {
+    let past = durable_core::SystemClock.now().as_millis() - 40 * 86_400_000;
+    let clock = ManualClock::new(Timestamp::from_millis(past));
+    let engine =
+        Engine::builder(store).clock(Arc::new(clock.clone())).register(shipping).register(patient).build().unwrap();
+    let worker = engine.worker("w-1");
+    let durable = |args: &[&str]| {
+        let mut all: Vec<String> = vec!["durable".to_owned()];
+        all.extend(database.iter().cloned());
+        all.extend(args.iter().map(|arg| (*arg).to_owned()));
+        async move { durable_core::cli::run_args(all).await }
+    };
+    let (broken, sleepy, doomed) = (format!("{tag}-broken"), format!("{tag}-sleepy"), format!("{tag}-doomed"));
+    set_broken(&broken, true);
+    engine.start(shipping, &broken, broken.clone()).await.unwrap();
+    engine.start(patient, &doomed, doomed.clone()).await.unwrap();
+    worker.run_until_idle().await.unwrap();
+
+    // Refusals are errors with the engine's message.
+    let refused = durable(&["redrive", &doomed]).await.unwrap_err().to_string();
+    assert!(refused.contains("only a failed or cancelled execution can be redriven"), "{refused}");
+    let unknown = durable(&["wake", "nobody"]).await.unwrap_err().to_string();
+    assert!(unknown.contains("nobody"), "{unknown}");
+
+    set_broken(&broken, false);
+    let out = durable(&["redrive", &broken, "--reason", "carrier fixed", "--by", "alice"]).await.unwrap();
+    assert!(out.contains("redriven") && out.contains("running"), "{out}");
+    worker.run_until_idle().await.unwrap();
+    assert_eq!(engine.status(&broken).await.unwrap().status, Status::Succeeded);
+    assert_eq!(runs(&broken, "price"), 1);
+    let history = durable(&["history", &broken]).await.unwrap();
+    assert!(history.contains("ExecutionRedriven") && history.contains("by alice: carrier fixed"), "{history}");
+
+    durable(&["cancel", &doomed, "--reason", "test order", "--by", "bob"]).await.unwrap();
+    let event = engine.history(&doomed).await.unwrap().pop().unwrap();
+    assert_eq!((event.kind, event.detail.as_deref()), (EventKind::ExecutionCancelled, Some("by bob: test order")));
+
+    // In the present: a timer an hour away, woken now.
+    clock.advance(Duration::from_secs(40 * 86_400));
+    engine.start(patient, &sleepy, sleepy.clone()).await.unwrap();
+    worker.run_until_idle().await.unwrap();
+    let out = durable(&["wake", &sleepy, "--reason", "now please", "--json"]).await.unwrap();
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["id"], sleepy.as_str());
+    // The command line's "now" is a few milliseconds past the virtual clock's.
+    clock.advance(Duration::from_secs(60));
+    worker.run_until_idle().await.unwrap();
+    assert_eq!(runs(&sleepy, "flaky"), 1, "the timer fired early");
+
+    let sent = durable(&["send-event", &sleepy, "payment", "3"]).await.unwrap();
+    assert!(sent.contains("queued"), "{sent}");
+
+    let bad = durable(&["purge", "--older-than", "30y"]).await.unwrap_err().to_string();
+    assert!(bad.contains("not an age"), "{bad}");
+    let purged = durable(&["purge", "--older-than", "30d", "--status", "succeeded"]).await.unwrap();
+    assert_eq!(purged, "purged 1 executions\n");
+    assert!(engine.store().load(&broken).await.unwrap().is_none());
+    assert!(engine.store().load(&doomed).await.unwrap().is_some(), "cancelled just now: not old enough");
+}
+
+#[tokio::test]
+async fn command_line_controls_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cli.db");
+    let store = durable_core::SqliteStore::create(&path).unwrap();
+    command_line_controls(store, "cli-sqlite", &["--database".to_owned(), path.display().to_string()]).await;
+}
+
+#[tokio::test]
+async fn command_line_controls_on_postgres() {
+    let Some(url) = server().await else { return };
+    let schema = unique_schema("cli_ops");
+    let _guard = SchemaGuard::new(&url, &schema);
+    let options = PostgresOptions { schema: schema.clone(), ..PostgresOptions::default() };
+    let store = PostgresStore::connect_with(&url, options).await.expect("the test server");
+    let database = ["--database".to_owned(), url.clone(), "--schema".to_owned(), schema.clone()];
+    command_line_controls(store, "cli-pg", &database).await;
+}

@@ -68,6 +68,8 @@ pub mod logging;
 pub mod render;
 pub mod store;
 pub mod testing;
+#[cfg(feature = "web")]
+pub mod web;
 
 #[doc(hidden)]
 #[path = "private.rs"]
