@@ -155,7 +155,8 @@ fn router<S: Store>(engine: Engine<S>, token: String, loopback: bool) -> Router 
 }
 
 /// Headers on every answer: no scripts, no framing, no sniffing, no caching of what may be
-/// private.
+/// private. The referrer policy is `same-origin`, not `no-referrer`: under `no-referrer` a
+/// browser sends `Origin: null` with the console's own forms, which the origin check refuses.
 async fn secure_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     let csp = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; \
@@ -163,7 +164,7 @@ async fn secure_headers(mut response: Response) -> Response {
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
