@@ -239,9 +239,13 @@ fn same_origin(headers: &HeaderMap) -> bool {
     !host.is_empty() && origin_host == host
 }
 
-/// A JSON answer.
+/// A JSON answer. (Not axum's `Json`: its feature turns on serde_json's `raw_value` for the
+/// whole build, which changes the compiler messages the UI tests expect.)
 fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response {
-    (status, axum::Json(value)).into_response()
+    match serde_json::to_string(value) {
+        Ok(body) => (status, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(error) => pages::plain(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot encode the answer: {error}")),
+    }
 }
 
 /// Percent-encodes everything but unreserved characters, for an id in a URL path or query.

@@ -6,6 +6,7 @@
 //! Without Chromium the test says that it skips, unless `CI` is set: there it must run
 //! (`.ci/run` installs Chromium from the system's packages).
 
+#[path = "../../tests/console_support.rs"]
 mod console_support;
 
 use std::path::PathBuf;
