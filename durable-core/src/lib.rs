@@ -74,6 +74,8 @@ pub mod store;
 #[cfg(any(feature = "metrics", feature = "otel"))]
 pub mod telemetry;
 pub mod testing;
+#[cfg(feature = "web")]
+pub mod web;
 
 #[doc(hidden)]
 #[path = "private.rs"]

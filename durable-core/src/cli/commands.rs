@@ -55,6 +55,8 @@ pub(super) async fn execute<S: Store>(
             }
         }
         Command::Graph { workflow, execution } => graph(store, workflow, execution.as_deref(), json).await?,
+        // Opened for writing and run by `operate::execute`.
+        _ => return Err(CliError::Usage("this command writes: it does not run on a read-only store".to_owned())),
     };
     out.write_all(text.as_bytes())?;
     Ok(())

@@ -141,6 +141,20 @@ pub enum EngineError {
     /// [limits](crate::limits): the same on every store. Nothing was read or stored.
     #[error(transparent)]
     Invalid(#[from] crate::limits::Invalid),
+    /// An operator's request makes no sense for the execution as it is now (redriving one that
+    /// is running, waking one that waits for an event): nothing was changed.
+    #[error("cannot {action} execution `{id}`: {why}")]
+    Refused {
+        /// What was asked: `redrive`, `wake`, `purge`.
+        action: &'static str,
+        /// The execution.
+        id: ExecutionId,
+        /// Why not, and what to do instead.
+        why: String,
+    },
+    /// An operator's request is malformed (a reason too long, say): nothing was changed.
+    #[error("{0}")]
+    InvalidRequest(String),
     /// The store failed; see [`StoreError::is_retryable`].
     #[error("the store failed: {0}")]
     Store(#[source] StoreError),
@@ -158,6 +172,10 @@ impl From<StoreError> for EngineError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound(id) => EngineError::UnknownExecution(id),
+            StoreError::WrongStatus { id, status, why } => {
+                EngineError::Refused { action: "change", id, why: format!("it is {status}: {why}") }
+            }
+            StoreError::Invalid(message) => EngineError::InvalidRequest(message),
             error => EngineError::Store(error),
         }
     }

@@ -187,6 +187,10 @@ pub(crate) struct RunHost<S> {
     wait_began: Option<Timestamp>,
     /// The deadline of the wait started since the last commit.
     wait_until: Option<Timestamp>,
+    /// An operator woke the execution before its timer was due ([`Engine::wake`](super::Engine::wake)
+    /// moved the suspended record's wake-up time before the timer's): the first timer this run
+    /// meets counts as fired.
+    woken: bool,
     pub(crate) report: Report,
 }
 
@@ -204,6 +208,7 @@ impl<S: Store> RunHost<S> {
         let (keys, business_key) = subject.key_fields();
         let keys = (keys, business_key.map(str::to_owned));
         let worker = env.lease.token().owner;
+        let woken = record.status == Status::Suspended && record.waiting_for.is_none() && record.step.is_none();
         RunHost {
             env,
             facts,
@@ -228,6 +233,7 @@ impl<S: Store> RunHost<S> {
             resuming: None,
             wait_began: None,
             wait_until: None,
+            woken,
             report: Report::default(),
         }
     }
@@ -987,15 +993,23 @@ impl<S: Store> Host for RunHost<S> {
 
     fn sleep_due(&mut self, point: &'static PointFacts, wake_at: Timestamp) -> bool {
         let now = self.now();
-        if now < wake_at {
+        let woken = std::mem::take(&mut self.woken) && self.record.wake_at.is_some_and(|at| at < wake_at);
+        // A step record means a step after this timer began, so the timer fired (early, if an
+        // operator woke it: its deadline in the state is still ahead).
+        let fired = self.record.step.is_some();
+        if now < wake_at && !woken && !fired {
             self.suspend = Some(Suspend::Timer(point, wake_at));
             return false;
         }
         // A step record means a commit (a retry delay, an at-most-once start) already followed
         // this timer, and with it its WaitSucceeded: record it once.
         if self.record.step.is_none() {
-            let late = human(now.saturating_since(wake_at));
-            let fired = self.event(EventKind::WaitSucceeded, point).with_detail(format!("{late} after it was due"));
+            let detail = if now < wake_at {
+                format!("woken {} before it was due", human(wake_at.saturating_since(now)))
+            } else {
+                format!("{} after it was due", human(now.saturating_since(wake_at)))
+            };
+            let fired = self.event(EventKind::WaitSucceeded, point).with_detail(detail);
             self.next.events.push(fired);
         }
         self.next.wake_at = None;

@@ -88,6 +88,7 @@ mod events;
 pub mod hooks;
 mod host;
 mod lease;
+mod operate;
 mod registry;
 mod run;
 mod status;
@@ -99,6 +100,7 @@ pub use self::hooks::{
     Attempt, AttemptOutcome, CommitBatch, Hooks, Outcome, Resumption, RunCause, RunInfo, SuspendReason, Suspension,
     TracingHooks, WaitEnd, WaitKind, WaitOutcome, WaitStart,
 };
+pub use self::operate::{MAX_REASON_BYTES, MAX_WHO_BYTES, Operator, PURGE_BATCH, PurgeFilter};
 pub use self::status::{Delivery, EngineStats, ExecutionStatus, Handle};
 pub(crate) use self::trace::human;
 pub use self::worker::{WakeSource, Worker};
@@ -594,7 +596,17 @@ impl<S: Store> Engine<S> {
     ///
     /// Fails if the execution is unknown or has already finished.
     pub async fn cancel(&self, id: &str) -> Result<(), EngineError> {
-        self.cancel_one(id).await?;
+        self.cancel_tree(id, None).await
+    }
+
+    /// Cancels execution `id` and leaves its child workflows running; see [`Engine::cancel`].
+    pub async fn cancel_leaving_children(&self, id: &str) -> Result<(), EngineError> {
+        self.cancel_with(id, None).await
+    }
+
+    /// Cancels execution `id` and its unfinished children, and theirs, each with `detail`.
+    pub(crate) async fn cancel_tree(&self, id: &str, detail: Option<String>) -> Result<(), EngineError> {
+        self.cancel_with(id, detail.clone()).await?;
         let mut parents = vec![id.to_owned()];
         while let Some(parent) = parents.pop() {
             let filter = ListFilter { parent: Some(parent), ..ListFilter::default() };
@@ -602,7 +614,7 @@ impl<S: Store> Engine<S> {
                 if child.status.is_terminal() {
                     continue;
                 }
-                match self.cancel_one(&child.id).await {
+                match self.cancel_with(&child.id, detail.clone()).await {
                     Ok(()) => parents.push(child.id),
                     // It finished in between.
                     Err(EngineError::Finished { .. }) => {}
@@ -613,12 +625,8 @@ impl<S: Store> Engine<S> {
         Ok(())
     }
 
-    /// Cancels execution `id` and leaves its child workflows running; see [`Engine::cancel`].
-    pub async fn cancel_leaving_children(&self, id: &str) -> Result<(), EngineError> {
-        self.cancel_one(id).await
-    }
-
-    async fn cancel_one(&self, id: &str) -> Result<(), EngineError> {
+    /// Cancels execution `id`, with `detail` (who asked and why) on its `ExecutionCancelled`.
+    async fn cancel_with(&self, id: &str, detail: Option<String>) -> Result<(), EngineError> {
         limits::check_id(id)?;
         loop {
             let record = self.load(id).await?;
@@ -630,7 +638,8 @@ impl<S: Store> Engine<S> {
             commit.status = Status::Cancelled;
             (commit.wake_at, commit.waiting_for, commit.step) = (None, None, None);
             commit.release_lease = true;
-            let cancelled = HistoryEvent::new(now, EventKind::ExecutionCancelled);
+            let mut cancelled = HistoryEvent::new(now, EventKind::ExecutionCancelled);
+            cancelled.detail.clone_from(&detail);
             commit.events.push(cancelled.clone());
             commit.notify.extend(children::ended_notice(&record, children::cancelled()));
             match self.shared.store.commit(commit).await {

@@ -130,10 +130,13 @@ pub(crate) fn message(who: &str, event: &HistoryEvent) -> String {
             (Some(point), Some(file), Some(line)) => format!("{who} failed at {point} ({file}:{line}): {detail}"),
             _ => format!("{who} failed: {detail}"),
         },
-        EventKind::ExecutionCancelled => format!("{who} cancelled"),
         EventKind::ChildStarted => format!("{who} started child workflow {detail} at {point}"),
         EventKind::ChildEnded => format!("{who}: child workflow {detail} (at {point})"),
         EventKind::BranchEnded => format!("{who}: {point} branch {detail}"),
+        EventKind::ExecutionCancelled if detail.is_empty() => format!("{who} cancelled"),
+        EventKind::ExecutionCancelled => format!("{who} cancelled {detail}"),
+        EventKind::ExecutionRedriven => format!("{who} redriven {detail}"),
+        EventKind::ExecutionWoken => format!("{who} woken early {detail}"),
     }
 }
 

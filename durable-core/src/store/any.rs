@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::{
-    Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, LeaseToken, ListFilter, MemoryStore,
-    NewExecution, Sent, Store, StoreError, WorkflowInfo,
+    Commit, Created, ExecutionId, ExecutionRecord, HistoryEvent, InboxEvent, Lease, LeaseToken, ListFilter,
+    MemoryStore, NewExecution, Purge, Reopen, Sent, Store, StoreError, WorkflowInfo,
 };
 #[cfg(feature = "postgres")]
 use super::{PostgresOptions, PostgresStore};
@@ -335,6 +335,14 @@ impl Store for AnyStore {
 
     async fn list(&self, filter: ListFilter) -> Result<Vec<ExecutionRecord>, StoreError> {
         each!(self, store => store.list(filter).await)
+    }
+
+    async fn reopen(&self, reopen: Reopen) -> Result<ExecutionRecord, StoreError> {
+        each!(self, store => store.reopen(reopen).await)
+    }
+
+    async fn purge(&self, purge: Purge) -> Result<Vec<ExecutionId>, StoreError> {
+        each!(self, store => store.purge(purge).await)
     }
 
     async fn register_workflow(&self, info: WorkflowInfo) -> Result<(), StoreError> {

@@ -23,6 +23,7 @@ use crate::time::{ManualClock, SharedClock, Timestamp};
 
 mod children;
 mod claims;
+mod operations;
 
 pub use self::children::{commit_notifies_other_executions, commit_spawns_children, refused_commit_spawns_nothing};
 pub use self::claims::{
@@ -30,6 +31,7 @@ pub use self::claims::{
     lease_renew_and_release, lease_runs_from_the_grant, same_owner_reclaim_fences_the_old_claim, suspended_due_rules,
     terminal_never_claimed,
 };
+pub use self::operations::{purge_rules, reopen_rules};
 
 /// Expands to one `#[tokio::test]` per conformance check, each on a store from `$fresh()`, which
 /// returns `(store, guard)`; with `async`, `$fresh().await` returns `Option<(store, guard)>` and
@@ -70,6 +72,8 @@ macro_rules! conformance_tests {
             commit_spawns_children,
             refused_commit_spawns_nothing,
             commit_notifies_other_executions,
+            reopen_rules,
+            purge_rules,
         );
     };
     (@each (sync $fresh:path); $($check:ident,)*) => {

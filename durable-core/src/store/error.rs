@@ -2,7 +2,7 @@
 
 use std::error::Error;
 
-use super::record::ExecutionId;
+use super::record::{ExecutionId, Status};
 
 /// Why a [`Store`](super::Store) call failed. When a call fails, it changed nothing.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,24 @@ pub enum StoreError {
     /// The execution has finished: it accepts no more events or changes.
     #[error("execution `{0}` has finished and accepts no more events or changes")]
     Terminal(ExecutionId),
+    /// The execution's status does not allow this operation (reopening one that has not failed
+    /// or been cancelled, say). Nothing was changed.
+    #[error("execution `{id}` is {status}: {why}")]
+    WrongStatus {
+        /// The execution.
+        id: ExecutionId,
+        /// Its stored status.
+        status: Status,
+        /// What the operation needs.
+        why: &'static str,
+    },
+    /// The request itself makes no sense (purging unfinished executions, say). Nothing was
+    /// changed.
+    #[error("{0}")]
+    Invalid(String),
+    /// This store does not implement the operation.
+    #[error("this store cannot {0}")]
+    Unsupported(&'static str),
     /// A stored row cannot be decoded. The row was left as it is.
     #[error("the stored record of execution `{id}` is corrupt: {what}")]
     Corrupt {

@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::{
-    Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, LeaseToken, ListFilter, NewExecution, Sent,
-    Status, Store, StoreError, WorkflowInfo, apply_commit, check_commit, check_release, check_renew, claimable,
-    new_record,
+    Commit, Created, ExecutionId, ExecutionRecord, HistoryEvent, InboxEvent, Lease, LeaseToken, ListFilter,
+    NewExecution, Purge, Reopen, Sent, Status, Store, StoreError, WorkflowInfo, apply_commit, apply_reopen,
+    check_commit, check_purge, check_release, check_renew, check_reopen, claimable, new_record, purgeable,
 };
 use crate::time::{SharedClock, Timestamp};
 
@@ -258,6 +258,29 @@ impl Store for MemoryStore {
         records.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         records.truncate(filter.limit.unwrap_or(usize::MAX));
         Ok(records)
+    }
+
+    async fn reopen(&self, reopen: Reopen) -> Result<ExecutionRecord, StoreError> {
+        self.with_entry(&reopen.id, |entry| {
+            check_reopen(&entry.record, &reopen)?;
+            entry.record = apply_reopen(&entry.record, &reopen);
+            let seq = entry.history.len() as u64 + 1;
+            entry.history.push(HistoryEvent { seq, ..reopen.event.clone() });
+            Ok(entry.record.clone())
+        })
+    }
+
+    async fn purge(&self, purge: Purge) -> Result<Vec<ExecutionId>, StoreError> {
+        check_purge(&purge)?;
+        let mut state = self.lock();
+        let mut doomed: Vec<(crate::time::Timestamp, String)> = state
+            .values()
+            .filter(|entry| purgeable(&entry.record, &purge))
+            .map(|entry| (entry.record.updated_at, entry.record.id.clone()))
+            .collect();
+        doomed.sort();
+        doomed.truncate(purge.limit);
+        Ok(doomed.into_iter().filter_map(|(_, id)| state.remove(&id).map(|entry| entry.record.id)).collect())
     }
 
     async fn register_workflow(&self, info: WorkflowInfo) -> Result<(), StoreError> {

@@ -59,7 +59,7 @@ pub use self::memory::MemoryStore;
 pub use self::postgres::{PostgresOptions, PostgresStore, WorkListener};
 pub use self::record::{
     Commit, Created, EventKind, ExecutionId, ExecutionRecord, HistoryEvent, InboxEvent, Lease, LeaseToken, ListFilter,
-    NewExecution, Notice, Sent, Snapshot, Status, StepRecord, WorkflowInfo,
+    NewExecution, Notice, Purge, Reopen, Sent, Snapshot, Status, StepRecord, WorkflowInfo,
 };
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteOptions, SqliteStore, Synchronous};
@@ -247,6 +247,45 @@ pub trait Store: Send + Sync + 'static {
     /// The executions that match `filter`, ordered by `created_at`, then id.
     fn list(&self, filter: ListFilter) -> impl Future<Output = Result<Vec<ExecutionRecord>, StoreError>> + Send;
 
+    /// Reopens a failed or cancelled execution so that workers run it again from
+    /// `reopen.snapshot` (its last checkpoint, or an earlier one): the one exception to "a
+    /// finished execution never changes", for an operator's redrive.
+    ///
+    /// Checked in this order, and nothing changes when a check fails: the execution exists,
+    /// else [`StoreError::NotFound`]; its stored version equals `reopen.expected_version`, else
+    /// [`StoreError::Conflict`]; its status is [`Status::Failed`] or [`Status::Cancelled`], else
+    /// [`StoreError::WrongStatus`].
+    ///
+    /// Then, in one transaction: the status becomes [`Status::Running`] (so it is due at once),
+    /// the snapshot becomes `reopen.snapshot`, the output, wake-up time, step in progress, awaited
+    /// event and lease are cleared, `version` grows by one, `updated_at` becomes `reopen.now`, and
+    /// `reopen.event` is appended to the history. The inbox and the lease epoch are kept.
+    /// Returns the new record.
+    ///
+    /// Every backend of this crate implements it; the default refuses with
+    /// [`StoreError::Unsupported`], so a store written before it existed stays correct.
+    fn reopen(&self, reopen: Reopen) -> impl Future<Output = Result<ExecutionRecord, StoreError>> + Send {
+        let _ = reopen;
+        async { Err(StoreError::Unsupported("reopen finished executions")) }
+    }
+
+    /// Deletes up to `purge.limit` finished executions that match `purge`, with their history,
+    /// inbox and event idempotency keys, and returns their ids (the longest finished first).
+    ///
+    /// An execution matches when its status is terminal (and equals `purge.status` if given),
+    /// it was last committed (`updated_at`) before `purge.finished_before`, and it is of
+    /// `purge.workflow` if given. Each call is one short transaction, so a caller purges a
+    /// large store in a loop of bounded batches without holding up workers; executions that
+    /// are not finished are never touched. [`StoreError::Invalid`] if `purge.status` is not a
+    /// finished status.
+    ///
+    /// Every backend of this crate implements it; the default refuses with
+    /// [`StoreError::Unsupported`].
+    fn purge(&self, purge: Purge) -> impl Future<Output = Result<Vec<ExecutionId>, StoreError>> + Send {
+        let _ = purge;
+        async { Err(StoreError::Unsupported("purge executions")) }
+    }
+
     /// Records the static facts of a workflow build, so that tools (the `durable` command line)
     /// can read them without the workflow's code. The engine calls it for each registered
     /// workflow before it first starts or runs an execution.
@@ -293,6 +332,59 @@ pub(crate) fn check_commit(current: &ExecutionRecord, commit: &Commit) -> Result
         return Err(StoreError::Terminal(current.id.clone()));
     }
     Ok(())
+}
+
+/// Checks a reopen against the stored record, in the order [`Store::reopen`] documents.
+pub(crate) fn check_reopen(current: &ExecutionRecord, reopen: &Reopen) -> Result<(), StoreError> {
+    if current.version != reopen.expected_version {
+        return Err(StoreError::Conflict {
+            id: current.id.clone(),
+            expected: reopen.expected_version,
+            actual: current.version,
+        });
+    }
+    if !matches!(current.status, Status::Failed | Status::Cancelled) {
+        return Err(StoreError::WrongStatus {
+            id: current.id.clone(),
+            status: current.status,
+            why: "only a failed or cancelled execution can be reopened",
+        });
+    }
+    Ok(())
+}
+
+/// The record a checked reopen produces.
+pub(crate) fn apply_reopen(current: &ExecutionRecord, reopen: &Reopen) -> ExecutionRecord {
+    ExecutionRecord {
+        status: Status::Running,
+        snapshot: reopen.snapshot.clone(),
+        output: None,
+        wake_at: None,
+        step: None,
+        waiting_for: None,
+        version: current.version + 1,
+        lease: None,
+        updated_at: reopen.now,
+        ..current.clone()
+    }
+}
+
+/// Checks what a purge asks for: a finished status, if any.
+pub(crate) fn check_purge(purge: &Purge) -> Result<(), StoreError> {
+    match purge.status {
+        Some(status) if !status.is_terminal() => Err(StoreError::Invalid(format!(
+            "cannot purge {status} executions: only finished ones (succeeded, failed or cancelled) can be purged"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `record` is one that `purge` deletes.
+pub(crate) fn purgeable(record: &ExecutionRecord, purge: &Purge) -> bool {
+    record.status.is_terminal()
+        && purge.status.is_none_or(|status| status == record.status)
+        && record.updated_at < purge.finished_before
+        && purge.workflow.as_ref().is_none_or(|workflow| *workflow == record.workflow)
 }
 
 /// The record a checked commit produces.

@@ -23,8 +23,9 @@ use self::listen::subscribe;
 use self::rows::{Locked, decode_inbox, decode_inbox_slot, decode_locked, decode_record, decode_status, int, millis};
 use self::schema::{Queries, SCHEMA_VERSION, check_schema_name, migrate, recorded_version};
 use super::{
-    Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, LeaseToken, ListFilter, NewExecution, Notice,
-    Sent, Status, Store, StoreError, WorkflowInfo, check_release, claimable, new_record,
+    Commit, Created, ExecutionId, ExecutionRecord, HistoryEvent, InboxEvent, Lease, LeaseToken, ListFilter,
+    NewExecution, Notice, Purge, Reopen, Sent, Status, Store, StoreError, WorkflowInfo, check_purge, check_release,
+    claimable, new_record,
 };
 use crate::time::{SharedClock, Timestamp};
 
@@ -617,6 +618,24 @@ impl Store for PostgresStore {
         rows.iter().map(decode_record).collect()
     }
 
+    async fn reopen(&self, reopen: Reopen) -> Result<ExecutionRecord, StoreError> {
+        let what = "reopen an execution";
+        let tx = self.begin(what).await?;
+        let result = self.reopen_in(&tx, &reopen).await;
+        tx.finish(what, result).await
+    }
+
+    async fn purge(&self, purge: Purge) -> Result<Vec<ExecutionId>, StoreError> {
+        check_purge(&purge)?;
+        if purge.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let what = "purge executions";
+        let tx = self.begin(what).await?;
+        let result = self.purge_in(&tx, &purge).await;
+        tx.finish(what, result).await
+    }
+
     async fn register_workflow(&self, info: WorkflowInfo) -> Result<(), StoreError> {
         let params: [&(dyn ToSql + Sync); 3] = [&info.name, &info.fingerprint, &info.facts_json];
         self.retrying("register a workflow", &self.inner.queries.register_workflow, &params).await.map(drop)
@@ -695,6 +714,26 @@ impl PostgresStore {
             record.lease = Some(Lease { owner: owner.to_owned(), epoch, until });
         }
         Ok(records)
+    }
+
+    /// Deletes one batch of finished executions in `tx`; see [`Store::purge`].
+    async fn purge_in(&self, tx: &Tx, purge: &Purge) -> Result<Vec<ExecutionId>, StoreError> {
+        let what = "purge executions";
+        let q = &self.inner.queries;
+        let status = purge.status.map(Status::as_str);
+        let limit = int(purge.limit as u64);
+        let params: [&(dyn ToSql + Sync); 4] = [&status, &millis(purge.finished_before), &purge.workflow, &limit];
+        let rows = tx.query(what, &q.purge_select, &params).await?;
+        let ids =
+            rows.iter().map(|row| row.try_get::<_, String>(0)).collect::<Result<Vec<_>, _>>().map_err(pg(what))?;
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        // The rows that name an execution first: they refer to it.
+        for query in [&q.purge_history, &q.purge_inbox, &q.purge_keys, &q.purge_executions] {
+            tx.execute(what, query, &[&ids]).await?;
+        }
+        Ok(ids)
     }
 
     /// Locks the executions of `commits` (in id order, so that concurrent batches cannot

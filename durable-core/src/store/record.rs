@@ -98,7 +98,7 @@ pub enum EventKind {
     ExecutionSucceeded,
     /// The function returned `Err`, or the execution could not go on.
     ExecutionFailed,
-    /// The execution was cancelled.
+    /// The execution was cancelled (the detail says who asked and why).
     ExecutionCancelled,
     /// A child workflow was started (with its workflow and id).
     ChildStarted,
@@ -106,11 +106,17 @@ pub enum EventKind {
     ChildEnded,
     /// A branch of a `map!`/`parallel!` ended (with its index and outcome).
     BranchEnded,
+    /// A failed or cancelled execution was run again from a checkpoint (the detail says who
+    /// asked and why; `point` and `state` are the checkpoint it goes on from).
+    ExecutionRedriven,
+    /// A suspended execution was woken before its timer or retry delay was due (the detail says
+    /// who asked and why).
+    ExecutionWoken,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 17] = [
+    pub const ALL: [EventKind; 19] = [
         EventKind::ExecutionStarted,
         EventKind::StepStarted,
         EventKind::StepSucceeded,
@@ -128,6 +134,8 @@ impl EventKind {
         EventKind::ChildStarted,
         EventKind::ChildEnded,
         EventKind::BranchEnded,
+        EventKind::ExecutionRedriven,
+        EventKind::ExecutionWoken,
     ];
 
     /// The stored name, the variant's name (`StepSucceeded`).
@@ -150,6 +158,8 @@ impl EventKind {
             EventKind::ChildStarted => "ChildStarted",
             EventKind::ChildEnded => "ChildEnded",
             EventKind::BranchEnded => "BranchEnded",
+            EventKind::ExecutionRedriven => "ExecutionRedriven",
+            EventKind::ExecutionWoken => "ExecutionWoken",
         }
     }
 }
@@ -539,6 +549,34 @@ impl Commit {
             notify: Vec::new(),
         }
     }
+}
+
+/// Reopens a failed or cancelled execution; see [`Store::reopen`](super::Store::reopen).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reopen {
+    /// The execution.
+    pub id: ExecutionId,
+    /// The version the caller last read; the reopen applies only if it is still the stored one.
+    pub expected_version: u64,
+    /// The checkpoint it goes on from: its last one, or an earlier one (`None`: from the start).
+    pub snapshot: Option<Snapshot>,
+    /// The history event that records the reopen (its `seq` is assigned by the store).
+    pub event: HistoryEvent,
+    /// The time of the reopen: the new `updated_at`.
+    pub now: Timestamp,
+}
+
+/// Which finished executions [`Store::purge`](super::Store::purge) deletes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Purge {
+    /// Only executions that finished (were last committed) strictly before this time.
+    pub finished_before: Timestamp,
+    /// Only executions of this workflow.
+    pub workflow: Option<String>,
+    /// Only executions with this status, which must be a finished one; `None`: any finished.
+    pub status: Option<Status>,
+    /// At most this many in this call (the longest finished first): a bounded batch.
+    pub limit: usize,
 }
 
 /// Which executions [`Store::list`](super::Store::list) returns.

@@ -17,8 +17,9 @@ use self::rows::{
 };
 use super::columns::int;
 use super::{
-    Commit, Created, ExecutionRecord, HistoryEvent, InboxEvent, Lease, LeaseToken, ListFilter, NewExecution, Sent,
-    Store, StoreError, WorkflowInfo, apply_commit, check_commit, check_release, check_renew, claimable, new_record,
+    Commit, Created, ExecutionId, ExecutionRecord, HistoryEvent, InboxEvent, Lease, LeaseToken, ListFilter,
+    NewExecution, Purge, Reopen, Sent, Store, StoreError, WorkflowInfo, apply_commit, apply_reopen, check_commit,
+    check_purge, check_release, check_renew, check_reopen, claimable, new_record,
 };
 use crate::time::{SharedClock, Timestamp};
 
@@ -788,6 +789,26 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn reopen(&self, reopen: Reopen) -> Result<ExecutionRecord, StoreError> {
+        self.write("reopen an execution", move |conn| {
+            let (current, last_seq) = load_for_commit(conn, &reopen.id)?;
+            check_reopen(&current, &reopen)?;
+            let next = apply_reopen(&current, &reopen);
+            update_record(conn, &current, &next)?;
+            append_history(conn, &reopen.id, last_seq, std::slice::from_ref(&reopen.event))?;
+            Ok(next)
+        })
+        .await
+    }
+
+    async fn purge(&self, purge: Purge) -> Result<Vec<ExecutionId>, StoreError> {
+        check_purge(&purge)?;
+        if purge.limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.write("purge executions", move |conn| purge_batch(conn, &purge)).await
+    }
+
     async fn register_workflow(&self, info: WorkflowInfo) -> Result<(), StoreError> {
         // Every engine start registers its workflows: when this build is already the latest
         // registration, a read is enough and no synced write is made.
@@ -804,6 +825,38 @@ impl Store for SqliteStore {
         let (name, fingerprint) = (name.to_owned(), fingerprint.map(str::to_owned));
         self.read("read a workflow's facts", move |conn| workflows::find(conn, &name, fingerprint.as_deref())).await
     }
+}
+
+/// Deletes one batch of finished executions (see [`Store::purge`]) and everything that
+/// belongs to them, inside the caller's transaction.
+fn purge_batch(conn: &Connection, purge: &Purge) -> Result<Vec<ExecutionId>, StoreError> {
+    let what = "purge executions";
+    let mut select = conn
+        .prepare_cached(
+            "SELECT id FROM executions WHERE status IN ('succeeded', 'failed', 'cancelled') \
+             AND (?1 IS NULL OR status = ?1) AND updated_at < ?2 AND (?3 IS NULL OR workflow = ?3) \
+             ORDER BY updated_at, id LIMIT ?4",
+        )
+        .map_err(sql(what))?;
+    let status = purge.status.map(|status| status.as_str());
+    let limit = i64::try_from(purge.limit).unwrap_or(i64::MAX);
+    let ids = select
+        .query_map(params![status, millis(purge.finished_before), purge.workflow, limit], |row| row.get::<_, String>(0))
+        .map_err(sql(what))?
+        .collect::<Result<Vec<String>, _>>()
+        .map_err(sql(what))?;
+    for table in ["history", "inbox", "event_keys"] {
+        let mut delete =
+            conn.prepare_cached(&format!("DELETE FROM {table} WHERE execution_id = ?1")).map_err(sql(what))?;
+        for id in &ids {
+            delete.execute([id]).map_err(sql(what))?;
+        }
+    }
+    let mut delete = conn.prepare_cached("DELETE FROM executions WHERE id = ?1").map_err(sql(what))?;
+    for id in &ids {
+        delete.execute([id]).map_err(sql(what))?;
+    }
+    Ok(ids)
 }
 
 /// Every row of `query` (whose only parameter is the execution id), decoded with `decode`.

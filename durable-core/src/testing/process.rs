@@ -208,6 +208,16 @@ impl Store for HarnessStore {
         self.inner.list(filter).await
     }
 
+    async fn reopen(&self, reopen: crate::store::Reopen) -> Result<ExecutionRecord, StoreError> {
+        self.alive()?;
+        self.inner.reopen(reopen).await
+    }
+
+    async fn purge(&self, purge: crate::store::Purge) -> Result<Vec<String>, StoreError> {
+        self.alive()?;
+        self.inner.purge(purge).await
+    }
+
     async fn register_workflow(&self, info: WorkflowInfo) -> Result<(), StoreError> {
         self.alive()?;
         self.inner.register_workflow(info).await

@@ -12,9 +12,12 @@ use std::collections::HashMap;
 
 use tokio_postgres::types::ToSql;
 
+use super::rows::decode_locked;
 use super::rows::{HistoryRows, Locked, RecordRows, int};
 use super::{PostgresStore, Tx};
-use crate::store::{Commit, ExecutionRecord, StoreError, apply_commit, check_commit, new_record};
+use crate::store::{
+    Commit, ExecutionRecord, Reopen, StoreError, apply_commit, apply_reopen, check_commit, check_reopen, new_record,
+};
 
 type Results = Vec<Result<ExecutionRecord, StoreError>>;
 
@@ -100,6 +103,27 @@ impl PostgresStore {
             }
         }
         Ok(results)
+    }
+
+    /// Reopens an execution in `tx`; see [`Store::reopen`](crate::store::Store::reopen). The
+    /// record is written back as a commit's is, which also announces it to waiting workers.
+    pub(super) async fn reopen_in(&self, tx: &Tx, reopen: &Reopen) -> Result<ExecutionRecord, StoreError> {
+        let ids = vec![reopen.id.as_str()];
+        let rows = tx.query("reopen an execution", &self.inner.queries.lock_many, &[&ids]).await?;
+        let Some((id, locked)) = rows.iter().find_map(decode_locked) else {
+            return Err(StoreError::NotFound(reopen.id.clone()));
+        };
+        let mut entry = locked?;
+        check_reopen(&entry.record, reopen)?;
+        entry.record = apply_reopen(&entry.record, reopen);
+        entry.last_history_seq += 1;
+        entry.changed = true;
+        let mut history = HistoryRows::default();
+        history.push(&reopen.id, entry.last_history_seq, &reopen.event);
+        let record = entry.record.clone();
+        let locked = HashMap::from([(id, Ok(entry))]);
+        self.write_back(tx, &locked, &history, &Consumed::default()).await?;
+        Ok(record)
     }
 
     /// Writes the changed records, appends the history, deletes the consumed inbox events and

@@ -209,6 +209,11 @@ pub(super) struct Queries {
     pub(super) list: String,
     pub(super) register_workflow: String,
     pub(super) workflow: String,
+    pub(super) purge_select: String,
+    pub(super) purge_history: String,
+    pub(super) purge_inbox: String,
+    pub(super) purge_keys: String,
+    pub(super) purge_executions: String,
 }
 
 /// When an execution became due, for [`Queries::claim_due`] (`$1` is now).
@@ -276,6 +281,14 @@ impl Queries {
                  DO UPDATE SET facts = EXCLUDED.facts, registered = EXCLUDED.registered"),
             workflow: q("SELECT name, fingerprint, facts FROM {s}.workflows WHERE name = $1 \
                  AND ($2::text IS NULL OR fingerprint = $2) ORDER BY registered DESC LIMIT 1"),
+            // Locks the batch; an execution another transaction holds (a reopen) is passed over.
+            purge_select: q("SELECT id FROM {s}.executions WHERE status IN ('succeeded', 'failed', 'cancelled') \
+                 AND ($1::text IS NULL OR status = $1) AND updated_at < $2 AND ($3::text IS NULL OR workflow = $3) \
+                 ORDER BY updated_at, id LIMIT $4 FOR UPDATE SKIP LOCKED"),
+            purge_history: q("DELETE FROM {s}.history WHERE execution_id = ANY($1)"),
+            purge_inbox: q("DELETE FROM {s}.inbox WHERE execution_id = ANY($1)"),
+            purge_keys: q("DELETE FROM {s}.event_keys WHERE execution_id = ANY($1)"),
+            purge_executions: q("DELETE FROM {s}.executions WHERE id = ANY($1)"),
         }
     }
 }
