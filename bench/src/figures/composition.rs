@@ -25,6 +25,7 @@ use durable_core::store::{SqliteOptions, SqliteStore, Status, Store, Synchronous
 use durable_core::{Engine, ManualClock, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use super::floor::Floor;
 use super::{Config, checkpoint, copy_store, ensure, millis, multi_thread, settle};
 use crate::BenchError;
 use crate::report::{Better, Row};
@@ -48,7 +49,18 @@ pub struct MapRun {
     pub elapsed: Duration,
     /// The engine's counters.
     pub stats: EngineStats,
+    /// Pages (frames) the run appended to the WAL, from the growth of the `-wal` file: right
+    /// only while SQLite has not checkpointed it (1,000 pages by default), so for small maps.
+    pub wal_frames: u64,
 }
+
+/// The size of the WAL file of the SQLite file at `path` (0 if there is none).
+fn wal_size(path: &Path) -> u64 {
+    std::fs::metadata(format!("{}-wal", path.display())).map_or(0, |m| m.len())
+}
+
+/// A WAL frame: a 24-byte header and a page of 4,096 bytes (SQLite's default page size).
+const FRAME: u64 = 24 + 4_096;
 
 /// Runs one [`map_steps`] of `n` branches in a new SQLite file at `path` (full durability),
 /// from `engine.start` to its result.
@@ -57,15 +69,17 @@ pub async fn map_once(path: &Path, n: u64) -> Result<MapRun, BenchError> {
     let worker = engine.worker("bench");
     let began = Instant::now();
     engine.start(map_steps, MAP, n).await?;
+    let wal_before = wal_size(path);
     worker.run_until_idle().await?;
     let result = engine.result(map_steps, MAP).await?;
     let elapsed = began.elapsed();
+    let wal_frames = wal_size(path).saturating_sub(wal_before) / FRAME;
     ensure(result == Ok(n * n.saturating_sub(1) / 2), || format!("the map returned {result:?}"))?;
     let stats = engine.stats();
     drop(worker);
     drop(engine);
     settle().await;
-    Ok(MapRun { elapsed, stats })
+    Ok(MapRun { elapsed, stats, wal_frames })
 }
 
 /// What a SQLite file holds, read after a WAL checkpoint.
@@ -81,6 +95,8 @@ pub struct Stored {
     pub history_bytes: u64,
     /// Rows left in the inbox.
     pub inbox: u64,
+    /// Idempotency keys of delivered events kept (`event_keys`).
+    pub keys: u64,
 }
 
 /// Checkpoints the SQLite file at `path` and reads what it holds.
@@ -96,12 +112,14 @@ pub fn stored(path: &Path) -> Result<Stored, BenchError> {
         |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
     )?;
     let inbox = conn.query_row("SELECT count(*) FROM inbox", [], |row| row.get::<_, i64>(0))?;
+    let keys = conn.query_row("SELECT count(*) FROM event_keys", [], |row| row.get::<_, i64>(0))?;
     Ok(Stored {
         used: used as u64,
         file: std::fs::metadata(path)?.len(),
         events: events as u64,
         history_bytes: history_bytes as u64,
         inbox: inbox as u64,
+        keys: keys as u64,
     })
 }
 
@@ -180,6 +198,45 @@ pub async fn resume_map(path: &Path, n: u64) -> Result<(Duration, u64), BenchErr
     Ok((elapsed, ran))
 }
 
+/// How long the parent of figure 8b spent in its two loops, from its history's timestamps.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Phases {
+    /// From its first event to the checkpoint of its last `start!`.
+    pub starting: Duration,
+    /// From its first `wait!` event to its last event.
+    pub joining: Duration,
+    /// Bytes of the state its last `start!` checkpoint stored (every handle).
+    pub state_started: usize,
+    /// Bytes of the state its first and last `wait!` checkpoints stored.
+    pub state_joins: (usize, usize),
+}
+
+/// Reads [`Phases`] from the parent's history.
+fn phases(history: &[durable_core::store::HistoryEvent]) -> Phases {
+    let first = history.first().map(|e| e.at);
+    let last = history.last().map(|e| e.at);
+    let at = |point: &str, last: bool| {
+        let mut matching = history.iter().filter(|e| e.point.as_deref() == Some(point)).map(|e| e.at);
+        if last { matching.next_back() } else { matching.next() }
+    };
+    let span = |from: Option<Timestamp>, to: Option<Timestamp>| match (from, to) {
+        (Some(from), Some(to)) => to.saturating_since(from),
+        _ => Duration::ZERO,
+    };
+    let states: Vec<(&str, usize)> =
+        history.iter().filter_map(|e| Some((e.point.as_deref()?, e.state.as_ref()?.len()))).collect();
+    let state = |point: &str, last: bool| {
+        let mut sizes = states.iter().filter(|(p, _)| *p == point).map(|(_, len)| *len);
+        if last { sizes.next_back() } else { sizes.next() }.unwrap_or(0)
+    };
+    Phases {
+        starting: span(first, at("start", true)),
+        joining: span(at("join", false), last),
+        state_started: state("start", true),
+        state_joins: (state("join", false), state("join", true)),
+    }
+}
+
 /// What one worker process of figure 8b reports.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct ChildReport {
@@ -229,7 +286,7 @@ pub fn fan_out_once(
     path: &Path,
     workers: usize,
     children: u64,
-) -> Result<(Duration, Vec<ChildReport>), BenchError> {
+) -> Result<(Duration, Vec<ChildReport>, Phases), BenchError> {
     let rt = multi_thread()?;
     let engine = rt.block_on(async {
         let engine = Engine::builder(SqliteStore::create(path)?)
@@ -288,16 +345,16 @@ pub fn fan_out_once(
             let _ = child.wait();
         }
     }
-    let succeeded = rt.block_on(async {
+    let (succeeded, history) = rt.block_on(async {
         let filter = durable_core::store::ListFilter { status: Some(Status::Succeeded), ..Default::default() };
-        engine.store().list(filter).await.map(|list| list.len() as u64)
+        (engine.store().list(filter).await.map(|list| list.len() as u64), engine.store().history(PARENT).await)
     });
     drop(engine);
     rt.block_on(settle());
-    let result = result?;
+    let (elapsed, reports) = result?;
     let succeeded = succeeded?;
     ensure(succeeded == children + 1, || format!("{succeeded} executions succeeded, not {}", children + 1))?;
-    Ok(result)
+    Ok((elapsed, reports, phases(&history?)))
 }
 
 /// Measures figure 8.
@@ -314,6 +371,9 @@ pub fn run(config: &Config) -> Result<Vec<Row>, BenchError> {
     let base = scratch.file("empty.db");
     rt.block_on(empty(&base))?;
     let base = stored(&base)?;
+    let mut floor = Floor::open(&scratch.file("floor.db"), Synchronous::Full)?;
+    floor.warm_up()?;
+    let mut floors = Vec::new();
     let (mut times, mut commits, mut batches, mut grown, mut last) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), None);
     for run in 0..runs {
@@ -326,8 +386,16 @@ pub fn run(config: &Config) -> Result<Vec<Row>, BenchError> {
         grown.push(held.used.saturating_sub(base.used) as f64);
         last = Some(held);
         std::fs::remove_file(&path)?;
+        let tx = floor.transactions(100)?;
+        floors.push(super::micros(tx.iter().sum::<Duration>()) / tx.len() as f64);
     }
+    drop(floor);
     let held = last.unwrap_or_default();
+    // The pages a branch's commit writes, on a map small enough for the WAL not to be
+    // checkpointed meanwhile.
+    let small = scratch.file("8w.db");
+    let pages = rt.block_on(map_once(&small, 50))?;
+    let pages_per_commit = pages.wal_frames as f64 / pages.stats.commits.max(1) as f64;
     let (time, grown) = (Summary::of(&times), Summary::of(&grown));
     rows.push(
         Row::new(
@@ -341,7 +409,8 @@ pub fn run(config: &Config) -> Result<Vec<Row>, BenchError> {
         .note(format!(
             "{:.0} commits in {:.0} store transactions per run (median), {:.0} µs per branch; afterwards the file \
              holds {:.0} bytes more in used pages than an empty store ({:.0} per branch; file {} bytes after a WAL \
-             checkpoint), {} history events ({} bytes of text), {} inbox rows left",
+             checkpoint), {} history events ({} bytes of text), {} inbox rows left, {} event keys kept; a map of 50 branches appended \
+             {:.1} WAL pages per commit",
             Summary::of(&commits).median,
             Summary::of(&batches).median,
             time.median * 1e3 / n as f64,
@@ -351,7 +420,21 @@ pub fn run(config: &Config) -> Result<Vec<Row>, BenchError> {
             held.events,
             held.history_bytes,
             held.inbox,
+            held.keys,
+            pages_per_commit,
         )),
+    );
+    let per_branch: Vec<f64> = times.iter().map(|ms| ms * 1e3 / n as f64).collect();
+    rows.push(
+        Row::new(
+            "8p",
+            &format!("the same runs, per branch (time / {n})"),
+            "µs/branch",
+            store,
+            Better::Lower,
+            Summary::of(&per_branch),
+        )
+        .floor("one-row transaction", Summary::of(&floors)),
     );
     rows.push(
         Row::new("8s", &format!("bytes stored by one map! of {n} step branches"), "bytes", store, Better::Lower, grown)
@@ -397,13 +480,20 @@ pub fn run(config: &Config) -> Result<Vec<Row>, BenchError> {
 
     // 8b: 100 children, 1 and 2 worker processes.
     for workers in [1, 2] {
-        let (mut times, mut commits, mut batches) = (Vec::new(), 0, 0);
+        let (mut times, mut commits, mut batches, mut shares) = (Vec::new(), 0, 0, vec![0u64; workers]);
+        let (mut starting, mut joining, mut states) = (Vec::new(), Vec::new(), Phases::default());
         for run in 0..runs {
             let path = scratch.file(&format!("8b-{workers}-{run}.db"));
-            let (elapsed, reports) = fan_out_once(&config.exe, &path, workers, children)?;
+            let (elapsed, reports, spent) = fan_out_once(&config.exe, &path, workers, children)?;
             times.push(millis(elapsed));
+            starting.push(millis(spent.starting));
+            joining.push(millis(spent.joining));
+            states = spent;
             commits += reports.iter().map(|r| r.commits).sum::<u64>();
             batches += reports.iter().map(|r| r.batches).sum::<u64>();
+            for (share, report) in shares.iter_mut().zip(&reports) {
+                *share += report.commits;
+            }
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
             }
@@ -421,10 +511,19 @@ pub fn run(config: &Config) -> Result<Vec<Row>, BenchError> {
                 Summary::of(&times),
             )
             .note(format!(
-                "{:.0} commits in {:.0} store transactions per run (all processes, mean); workers poll every 250 ms \
-                 (the default); the result is read every 1 ms",
+                "{:.0} commits in {:.0} store transactions per run (all processes, mean), by process {:?}; the \
+                 parent's history (ms timestamps, median): {:.0} ms from its start to its last start! checkpoint, \
+                 {:.0} ms from its first wait! to its end; its state is {} bytes at its last start! checkpoint, {} \
+                 at its first wait! checkpoint, {} at its last; workers poll every 250 ms (the default); the result \
+                 is read every 1 ms",
                 commits as f64 / runs as f64,
-                batches as f64 / runs as f64
+                batches as f64 / runs as f64,
+                shares.iter().map(|c| c / runs as u64).collect::<Vec<_>>(),
+                Summary::of(&starting).median,
+                Summary::of(&joining).median,
+                states.state_started,
+                states.state_joins.0,
+                states.state_joins.1,
             )),
         );
     }
