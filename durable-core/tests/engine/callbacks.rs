@@ -85,7 +85,7 @@ async fn a_completed_callback_resumes_the_wait_with_its_value<S: Store>(store: S
     assert!(!text.contains(&token[token.len() - 32..]), "{text}");
     assert!(text.contains("dcb1."), "{text}");
     // `durable list` says which callback it waits for, not the digest it is stored under.
-    let listed = render::list(&[record.clone()], |_| Vec::new());
+    let listed = render::list(std::slice::from_ref(&record), |_| Vec::new());
     assert!(listed.contains("callback payment"), "{listed}");
     assert!(!listed.contains("callback:"), "{listed}");
 
