@@ -363,19 +363,28 @@ pub fn run(config: &Config) -> Result<Vec<Row>, BenchError> {
     let rt = multi_thread()?;
     let n: u64 = 1_000;
     let children: u64 = 100;
-    let runs = config.runs(5, 2);
+    let runs = config.runs(11, 2);
     let store = "SQLite WAL, synchronous=FULL";
     let mut rows = Vec::new();
 
-    // 8a: the whole map.
+    // Set up (not timed): the baseline of an empty store, the floor, the stopped maps.
     let base = scratch.file("empty.db");
     rt.block_on(empty(&base))?;
     let base = stored(&base)?;
     let mut floor = Floor::open(&scratch.file("floor.db"), Synchronous::Full)?;
     floor.warm_up()?;
-    let mut floors = Vec::new();
+    let stops = [n / 2, n * 9 / 10];
+    let mut stopped = Vec::new();
+    for done in stops {
+        let template = scratch.file(&format!("stopped-{done}.db"));
+        stopped.push(rt.block_on(stopped_map(&template, n, done))?);
+        checkpoint(&template)?;
+    }
+
+    // 8a and 8r, interleaved run by run so that the load of a shared machine weighs on both.
     let (mut times, mut commits, mut batches, mut grown, mut last) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), None);
+    let (mut floors, mut resumed) = (Vec::new(), vec![Vec::new(); stops.len()]);
     for run in 0..runs {
         let path = scratch.file(&format!("8a-{run}.db"));
         let done = rt.block_on(map_once(&path, n))?;
@@ -386,6 +395,15 @@ pub fn run(config: &Config) -> Result<Vec<Row>, BenchError> {
         grown.push(held.used.saturating_sub(base.used) as f64);
         last = Some(held);
         std::fs::remove_file(&path)?;
+        for (times, done) in resumed.iter_mut().zip(stops) {
+            let template = scratch.file(&format!("stopped-{done}.db"));
+            let path = scratch.file(&format!("8r-{done}-{run}.db"));
+            copy_store(&template, &path)?;
+            let (elapsed, bodies) = rt.block_on(resume_map(&path, n))?;
+            ensure(bodies == n - done, || format!("{bodies} branch bodies ran again, not {}", n - done))?;
+            times.push(millis(elapsed));
+            std::fs::remove_file(&path)?;
+        }
         let tx = floor.transactions(100)?;
         floors.push(super::micros(tx.iter().sum::<Duration>()) / tx.len() as f64);
     }
@@ -407,16 +425,11 @@ pub fn run(config: &Config) -> Result<Vec<Row>, BenchError> {
             time.clone(),
         )
         .note(format!(
-            "{:.0} commits in {:.0} store transactions per run (median), {:.0} µs per branch; afterwards the file \
-             holds {:.0} bytes more in used pages than an empty store ({:.0} per branch; file {} bytes after a WAL \
-             checkpoint), {} history events ({} bytes of text), {} inbox rows left, {} event keys kept; a map of 50 branches appended \
-             {:.1} WAL pages per commit",
+            "{:.0} commits in {:.0} store transactions per run (median); afterwards the file holds {} history \
+             events ({} bytes of text), {} inbox rows, {} event keys; a map of 50 branches appended {:.1} WAL pages \
+             per commit",
             Summary::of(&commits).median,
             Summary::of(&batches).median,
-            time.median * 1e3 / n as f64,
-            grown.median,
-            grown.median / n as f64,
-            held.file,
             held.events,
             held.history_bytes,
             held.inbox,
@@ -437,25 +450,22 @@ pub fn run(config: &Config) -> Result<Vec<Row>, BenchError> {
         .floor("one-row transaction", Summary::of(&floors)),
     );
     rows.push(
-        Row::new("8s", &format!("bytes stored by one map! of {n} step branches"), "bytes", store, Better::Lower, grown)
-            .note("growth of the pages in use ((page_count - freelist_count) x page_size) over an empty store, after a WAL checkpoint"),
+        Row::new(
+            "8s",
+            &format!("bytes stored by one map! of {n} step branches"),
+            "bytes",
+            store,
+            Better::Lower,
+            grown.clone(),
+        )
+        .note(format!(
+            "growth of the pages in use ((page_count - freelist_count) x page_size) over an empty store, after a \
+                 WAL checkpoint: {:.0} bytes per branch; the file is {} bytes",
+            grown.median / n as f64,
+            held.file
+        )),
     );
-
-    // 8r: resume a stopped map.
-    for done in [n / 2, n * 9 / 10] {
-        let template = scratch.file(&format!("stopped-{done}.db"));
-        let stopped = rt.block_on(stopped_map(&template, n, done))?;
-        checkpoint(&template)?;
-        let (mut times, mut ran) = (Vec::new(), Vec::new());
-        for run in 0..runs {
-            let path = scratch.file(&format!("8r-{done}-{run}.db"));
-            copy_store(&template, &path)?;
-            let (elapsed, bodies) = rt.block_on(resume_map(&path, n))?;
-            ensure(bodies == n - done, || format!("{bodies} branch bodies ran again, not {}", n - done))?;
-            times.push(millis(elapsed));
-            ran.push(bodies as f64);
-            std::fs::remove_file(&path)?;
-        }
+    for ((times, done), stopped) in resumed.into_iter().zip(stops).zip(stopped) {
         rows.push(
             Row::new(
                 &format!("8r-{done}"),
@@ -469,35 +479,32 @@ pub fn run(config: &Config) -> Result<Vec<Row>, BenchError> {
                 Summary::of(&times),
             )
             .note(format!(
-                "{} branch bodies ran again; the state stored at the map's checkpoint is {} bytes of JSON (the \
-                 items), the {} outcomes wait in the inbox",
+                "{} branch bodies ran again (counted), {:.0} µs per unfinished branch (median); the state stored at \
+                 the map's checkpoint is {} bytes of JSON (the items), the {} outcomes wait in the inbox",
                 n - done,
+                Summary::of(&times).median * 1e3 / (n - done) as f64,
                 stopped.state,
                 stopped.outcomes
             )),
         );
     }
 
-    // 8b: 100 children, 1 and 2 worker processes.
-    for workers in [1, 2] {
-        let (mut times, mut commits, mut batches, mut shares) = (Vec::new(), 0, 0, vec![0u64; workers]);
-        let (mut starting, mut joining, mut states) = (Vec::new(), Vec::new(), Phases::default());
-        for run in 0..runs {
-            let path = scratch.file(&format!("8b-{workers}-{run}.db"));
-            let (elapsed, reports, spent) = fan_out_once(&config.exe, &path, workers, children)?;
-            times.push(millis(elapsed));
-            starting.push(millis(spent.starting));
-            joining.push(millis(spent.joining));
-            states = spent;
-            commits += reports.iter().map(|r| r.commits).sum::<u64>();
-            batches += reports.iter().map(|r| r.batches).sum::<u64>();
-            for (share, report) in shares.iter_mut().zip(&reports) {
-                *share += report.commits;
-            }
+    // 8b: 100 children, 1 and 2 worker processes, interleaved run by run.
+    let cases = [1usize, 2];
+    let mut measured: Vec<FanOut> = cases.iter().map(|&workers| FanOut::new(workers)).collect();
+    for run in 0..runs {
+        for fan in &mut measured {
+            let path = scratch.file(&format!("8b-{}-{run}.db", fan.workers));
+            let (elapsed, reports, spent) = fan_out_once(&config.exe, &path, fan.workers, children)?;
+            fan.add(elapsed, &reports, spent);
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
             }
         }
+    }
+    for fan in measured {
+        let workers = fan.workers;
+        let runs = fan.times.len() as u64;
         rows.push(
             Row::new(
                 &format!("8b-{workers}"),
@@ -508,7 +515,7 @@ pub fn run(config: &Config) -> Result<Vec<Row>, BenchError> {
                 "ms",
                 store,
                 Better::Lower,
-                Summary::of(&times),
+                Summary::of(&fan.times),
             )
             .note(format!(
                 "{:.0} commits in {:.0} store transactions per run (all processes, mean), by process {:?}; the \
@@ -516,18 +523,57 @@ pub fn run(config: &Config) -> Result<Vec<Row>, BenchError> {
                  {:.0} ms from its first wait! to its end; its state is {} bytes at its last start! checkpoint, {} \
                  at its first wait! checkpoint, {} at its last; workers poll every 250 ms (the default); the result \
                  is read every 1 ms",
-                commits as f64 / runs as f64,
-                batches as f64 / runs as f64,
-                shares.iter().map(|c| c / runs as u64).collect::<Vec<_>>(),
-                Summary::of(&starting).median,
-                Summary::of(&joining).median,
-                states.state_started,
-                states.state_joins.0,
-                states.state_joins.1,
+                fan.commits as f64 / runs as f64,
+                fan.batches as f64 / runs as f64,
+                fan.shares.iter().map(|c| c / runs).collect::<Vec<_>>(),
+                Summary::of(&fan.starting).median,
+                Summary::of(&fan.joining).median,
+                fan.states.state_started,
+                fan.states.state_joins.0,
+                fan.states.state_joins.1,
             )),
         );
     }
     Ok(rows)
+}
+
+/// The runs of one case of figure 8b.
+struct FanOut {
+    workers: usize,
+    times: Vec<f64>,
+    commits: u64,
+    batches: u64,
+    shares: Vec<u64>,
+    starting: Vec<f64>,
+    joining: Vec<f64>,
+    states: Phases,
+}
+
+impl FanOut {
+    fn new(workers: usize) -> Self {
+        FanOut {
+            workers,
+            times: Vec::new(),
+            commits: 0,
+            batches: 0,
+            shares: vec![0; workers],
+            starting: Vec::new(),
+            joining: Vec::new(),
+            states: Phases::default(),
+        }
+    }
+
+    fn add(&mut self, elapsed: Duration, reports: &[ChildReport], spent: Phases) {
+        self.times.push(millis(elapsed));
+        self.starting.push(millis(spent.starting));
+        self.joining.push(millis(spent.joining));
+        self.states = spent;
+        self.commits += reports.iter().map(|r| r.commits).sum::<u64>();
+        self.batches += reports.iter().map(|r| r.batches).sum::<u64>();
+        for (share, report) in self.shares.iter_mut().zip(reports) {
+            *share += report.commits;
+        }
+    }
 }
 
 #[cfg(test)]
