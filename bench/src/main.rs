@@ -16,7 +16,7 @@ use durable_bench::machine::{Machine, load_average};
 use durable_bench::report::{Report, Row};
 
 const USAGE: &str = "\
-usage: durable-bench [--quick] [--json FILE] [--only 1,2,3,4,5,6,7] [--dir DIR] [--postgres URL]
+usage: durable-bench [--quick] [--json FILE] [--only 1,2,3,4,5,6,7,8] [--dir DIR] [--postgres URL]
                      [--wait-quiet SECONDS]
 
   --quick      smaller sizes and fewer runs (a smoke run of about a minute)
@@ -58,8 +58,8 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--only" => {
                 for figure in value("--only")?.split(',') {
                     match figure.trim().parse::<u8>() {
-                        Ok(n @ 1..=7) => only.push(n),
-                        _ => return Err(format!("--only: no figure {figure:?} (figures are 1 to 7)")),
+                        Ok(n @ 1..=8) => only.push(n),
+                        _ => return Err(format!("--only: no figure {figure:?} (figures are 1 to 8)")),
                     }
                 }
             }
@@ -79,6 +79,9 @@ fn child(args: &[String]) -> Option<Result<String, BenchError>> {
         [mode, url, schema, name] if mode == "--child-postgres" => {
             Some(figures::postgres::child(url, schema, name).and_then(|report| Ok(serde_json::to_string(&report)?)))
         }
+        [mode, path, name] if mode == "--child-composition" => Some(
+            figures::composition::child(path.as_ref(), name).and_then(|report| Ok(serde_json::to_string(&report)?)),
+        ),
         _ => None,
     }
 }
@@ -128,7 +131,7 @@ fn main() -> ExitCode {
     }
     let machine = Machine::detect();
     eprintln!("durable-bench: {} cores, {}, load {}", machine.cores, machine.cpu, machine.load);
-    let figures: [(u8, &str, Figure); 7] = [
+    let figures: [(u8, &str, Figure); 8] = [
         (1, "per-step overhead, in memory", figures::steps::run),
         (2, "per-step latency, SQLite", figures::sqlite::run),
         (3, "throughput, SQLite", figures::throughput::run),
@@ -136,6 +139,11 @@ fn main() -> ExitCode {
         (5, "memory of suspended executions", figures::memory::run),
         (6, "throughput with 1, 2, 4 workers, PostgreSQL", figures::postgres::run),
         (7, "starting work: 1,000 workflows from engine.start to the last result, SQLite", figures::starts::run),
+        (
+            8,
+            "composition: a map of 1,000 step branches, 100 child workflows on 1 and 2 processes, SQLite",
+            figures::composition::run,
+        ),
     ];
     let (mut rows, mut skipped, mut loads, mut failed) = (Vec::new(), Vec::new(), Vec::new(), false);
     for (n, what, run) in figures {

@@ -110,3 +110,47 @@ pub async fn sleeper(id: u64) -> Result<u64, WorkflowError> {
     wait!("nap", PARK);
     Ok(value)
 }
+
+/// Branches of [`map_steps`] with an index at or past this never finish (`u64::MAX`: none), so
+/// that figure 8 can stop a map half-way with a known set of committed branches.
+pub static HANG_FROM: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
+
+/// Branch bodies of [`map_steps`] that ran to their end, in this process.
+pub static BRANCHES_RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The branch body of [`map_steps`]: returns `i`, or never returns if `i` is at or past
+/// [`HANG_FROM`].
+pub async fn branch(i: u64) -> Result<u64, std::io::Error> {
+    use std::sync::atomic::Ordering;
+    if i >= HANG_FROM.load(Ordering::Relaxed) {
+        std::future::pending::<()>().await;
+    }
+    BRANCHES_RUN.fetch_add(1, Ordering::Relaxed);
+    Ok(i)
+}
+
+/// How many branches of [`map_steps`] run at once.
+pub const MAP_CONCURRENCY: usize = 64;
+
+/// One `map!` over `0..n` whose branch bodies return their item ([`branch`]), 64 at a time;
+/// returns the sum of the items.
+#[durable]
+pub async fn map_steps(n: u64) -> Result<u64, WorkflowError> {
+    let batch = map!("each", 0..n, |i| branch(i).await, max_concurrency = MAP_CONCURRENCY)?;
+    Ok(batch.into_result()?.into_iter().sum())
+}
+
+/// Starts `n` child workflows of [`three_steps`] (`start!` with `key = i`), then waits for each
+/// in turn; returns the sum of their results.
+#[durable]
+pub async fn fan_out(n: u64) -> Result<u64, WorkflowError> {
+    let mut children = Vec::new();
+    for i in 0..n {
+        children.push(start!("start", three_steps, i, key = i));
+    }
+    let mut sum = 0u64;
+    for child in children {
+        sum += wait!("join", child = child)?;
+    }
+    Ok(sum)
+}

@@ -10,6 +10,7 @@ use tokio::runtime::Runtime;
 
 use crate::BenchError;
 
+pub mod composition;
 pub mod floor;
 pub mod memory;
 pub mod postgres;
