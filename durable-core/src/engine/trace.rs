@@ -106,7 +106,8 @@ pub(crate) fn message(who: &str, event: &HistoryEvent) -> String {
     let detail = event.detail.as_deref().unwrap_or("");
     let attempt = event.attempt.unwrap_or(1);
     match event.kind {
-        EventKind::ExecutionStarted => format!("{who} started"),
+        EventKind::ExecutionStarted if detail.is_empty() => format!("{who} started"),
+        EventKind::ExecutionStarted => format!("{who} started, {detail}"),
         EventKind::StepStarted => format!("{who}: step {point} started (attempt {attempt})"),
         EventKind::StepSucceeded => format!("{who}: step {point} succeeded ({detail})"),
         EventKind::StepFailed => match detail.split_once(": ") {

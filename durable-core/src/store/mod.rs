@@ -430,6 +430,8 @@ pub(crate) fn new_record(new: &NewExecution) -> (ExecutionRecord, HistoryEvent) 
     let mut started = HistoryEvent::new(new.now, EventKind::ExecutionStarted);
     started.seq = 1;
     started.state = Some(new.input.clone());
+    // A child's history names its parent from its first line.
+    started.detail = new.parent.as_ref().map(|parent| format!("child of {parent}"));
     (record, started)
 }
 

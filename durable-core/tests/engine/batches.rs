@@ -106,6 +106,7 @@ stores!(
     every_branch_runs_within_the_limit_and_outcomes_keep_input_order,
     min_successful_stops_starting_branches,
     tolerated_failures_end_the_batch_as_a_failure,
+    a_running_branch_is_cancelled_once_the_batch_is_decided,
     a_tolerated_failure_percentage_ends_the_batch,
     zero_concurrency_is_refused,
     an_empty_batch_completes_at_once,
@@ -137,6 +138,17 @@ async fn min_successful_stops_starting_branches<S: Store>(store: S, tag: &str) {
     assert_eq!(batch.completed(), Completed::MinSuccessfulReached);
     assert_eq!(batch.succeeded(), [(1, &"r-10".to_owned()), (2, &"r-20".to_owned())]);
     assert_eq!(count(&format!("{tag}/30")), 0, "a branch not started never ran");
+}
+
+/// A branch still running when the policy decides is cancelled where it stands: 6 turns of
+/// the scheduler (amount 13) against 1 (amount 1), two at a time.
+async fn a_running_branch_is_cancelled_once_the_batch_is_decided<S: Store>(store: S, tag: &str) {
+    let amounts = [13, 1, 20];
+    let (_, result) = run(store, tag, &amounts, 2, Completion::min_successful(1)).await;
+    let batch = result.unwrap();
+    assert_eq!(shape(&batch), "cancelled, r-1, not started");
+    assert_eq!(batch.completed(), Completed::MinSuccessfulReached);
+    assert_eq!(count(&format!("{tag}/13")), 0, "the cancelled branch never got past its awaits");
 }
 
 async fn tolerated_failures_end_the_batch_as_a_failure<S: Store>(store: S, tag: &str) {
