@@ -121,14 +121,12 @@ pub trait Host: Send {
     /// The outcomes of the branches of the batch at `point` committed so far: `(index, JSON)`.
     fn branch_results(&mut self, point: &'static PointFacts) -> Vec<(usize, String)>;
 
-    /// Commits the outcome (JSON) of branch `index` of the batch at `point`, with the history's
-    /// words for it.
-    fn branch_end<'a>(
+    /// Commits, in one transaction, the outcomes of branches of the batch at `point` that
+    /// ended: `(index, outcome as JSON, the history's words for it)`.
+    fn branches_end<'a>(
         &'a mut self,
         point: &'static PointFacts,
-        index: usize,
-        outcome: String,
-        words: String,
+        ended: Vec<(usize, String, String)>,
     ) -> BoxFuture<'a, Result<(), Pause>>;
 
     /// The batch at `point` is decided: the next checkpoint, which stores its result, drops the

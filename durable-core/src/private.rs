@@ -183,6 +183,7 @@ where
     E: Into<StepError>,
     F: Fn(I) -> Branch<'b, Result<T, E>>,
 {
+    use futures_util::FutureExt;
     use futures_util::stream::{FuturesUnordered, StreamExt};
 
     let BatchItems { items, options } = batch;
@@ -210,20 +211,31 @@ where
             let branch = body(item);
             running.push(async move { (index, branch.await) });
         }
-        let Some((index, result)) = running.next().await else { break };
-        let outcome = match result {
-            Ok(value) => Outcome::Succeeded(value),
-            Err(error) => Outcome::Failed(error.into()),
-        };
-        let (json, words) = match serde_json::to_string(&outcome) {
-            Ok(json) => (json, branch_words(index, &outcome)),
-            Err(error) => {
-                let failed = Outcome::<T>::Failed(StepError::terminal(format!("its value cannot be stored: {error}")));
-                (serde_json::to_string(&failed).unwrap_or_default(), branch_words(index, &failed))
-            }
-        };
-        host.branch_end(point, index, json, words).await?;
-        outcomes[index] = Some(outcome);
+        let Some(first) = running.next().await else { break };
+        // The branches that ended together share one commit.
+        let mut finished = vec![first];
+        while let Some(Some(next)) = running.next().now_or_never() {
+            finished.push(next);
+        }
+        let mut ended = Vec::with_capacity(finished.len());
+        for (index, result) in finished {
+            let outcome = match result {
+                Ok(value) => Outcome::Succeeded(value),
+                Err(error) => Outcome::Failed(error.into()),
+            };
+            // What is kept is what is stored: a value that cannot be stored fails its branch.
+            let (json, outcome) = match serde_json::to_string(&outcome) {
+                Ok(json) => (json, outcome),
+                Err(error) => {
+                    let failed =
+                        Outcome::<T>::Failed(StepError::terminal(format!("its value cannot be stored: {error}")));
+                    (serde_json::to_string(&failed).unwrap_or_default(), failed)
+                }
+            };
+            ended.push((index, json, branch_words(index, &outcome)));
+            outcomes[index] = Some(outcome);
+        }
+        host.branches_end(point, ended).await?;
         decided = crate::batch::decide(&options, &outcomes);
     }
     // Whatever still runs is cancelled here, at its next `.await`.

@@ -481,14 +481,14 @@ impl Host for TestHost<'_> {
         results.collect()
     }
 
-    fn branch_end<'a>(
+    fn branches_end<'a>(
         &'a mut self,
         point: &'static PointFacts,
-        index: usize,
-        outcome: String,
-        _words: String,
+        ended: Vec<(usize, String, String)>,
     ) -> BoxFuture<'a, Result<(), Pause>> {
-        self.stored.inbox.push_back((format!("branch:{}:{index}", point.name), outcome));
+        for (index, outcome, _) in ended {
+            self.stored.inbox.push_back((format!("branch:{}:{index}", point.name), outcome));
+        }
         Box::pin(async { Ok(()) })
     }
 

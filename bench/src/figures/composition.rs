@@ -586,7 +586,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let rt = multi_thread().unwrap();
         let done = rt.block_on(map_once(&dir.join("map.db"), 10)).unwrap();
-        assert!(done.stats.commits >= 10, "one commit per branch at least: {:?}", done.stats);
+        // The items' checkpoint, at least one commit of outcomes (branches that end together
+        // share one), the result: at most one commit per branch besides.
+        assert!((3..=13).contains(&done.stats.commits), "{:?}", done.stats);
         let held = stored(&dir.join("map.db")).unwrap();
         assert_eq!(held.inbox, 0);
         assert!(held.events >= 10);

@@ -1162,20 +1162,20 @@ impl<S: Store> Host for RunHost<S> {
         results.map(|(index, event)| (index, event.payload.clone())).collect()
     }
 
-    fn branch_end<'a>(
+    fn branches_end<'a>(
         &'a mut self,
         point: &'static PointFacts,
-        index: usize,
-        outcome: String,
-        words: String,
+        ended: Vec<(usize, String, String)>,
     ) -> BoxFuture<'a, Result<(), Pause>> {
         Box::pin(async move {
-            // The outcome waits in the execution's own inbox until the batch is decided: stored
-            // apart from the state, so a branch's commit does not rewrite the others'.
-            let name = format!("{}{index}", branch_prefix(point));
-            let to = self.record.id.clone();
-            self.next.notify.push(Notice { to, key: Some(name.clone()), name, payload: outcome });
-            self.next.events.push(self.event(EventKind::BranchEnded, point).with_detail(words));
+            // An outcome waits in the execution's own inbox until the batch is decided: stored
+            // apart from the state, so a branch's commit does not rewrite the others'. No key:
+            // the commit's version check already makes it apply once.
+            for (index, outcome, words) in ended {
+                let name = format!("{}{index}", branch_prefix(point));
+                self.next.notify.push(Notice { to: self.record.id.clone(), key: None, name, payload: outcome });
+                self.next.events.push(self.event(EventKind::BranchEnded, point).with_detail(words));
+            }
             self.flush().await
         })
     }

@@ -99,7 +99,11 @@ async fn a_parent_awaits_its_children_and_gets_their_results<S: Store>(store: S,
     let record = engine.store().load(&flight).await.unwrap().unwrap();
     assert_eq!(record.parent.as_deref(), Some(id.as_str()));
     let first = &engine.store().history(&flight).await.unwrap()[0];
-    assert_eq!(first.detail.as_deref(), Some(format!("child of {id}").as_str()), "the child's history names its parent");
+    assert_eq!(
+        first.detail.as_deref(),
+        Some(format!("child of {id}").as_str()),
+        "the child's history names its parent"
+    );
     let children = engine.store().list(ListFilter { parent: Some(id.clone()), ..Default::default() }).await;
     let children: Vec<String> = children.unwrap().into_iter().map(|r| r.id).collect();
     assert_eq!(children, [flight.clone(), format!("{id}/hotel")]);
