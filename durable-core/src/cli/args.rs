@@ -14,7 +14,8 @@ use crate::store::Status;
 )]
 pub struct Cli {
     /// The store: a SQLite file or a PostgreSQL url (postgres://...). Inspection commands open
-    /// it read-only; only `redrive`, `wake`, `cancel`, `send-event`, `purge` and `serve` write.
+    /// it read-only; only `redrive`, `wake`, `cancel`, `send-event`, `complete-callback`,
+    /// `heartbeat-callback`, `purge` and `serve` write.
     #[arg(long, short = 'd', value_name = "PATH|URL")]
     pub database: String,
 
@@ -132,6 +133,26 @@ pub enum Command {
         /// Its payload, as JSON.
         #[arg(default_value = "null")]
         payload: String,
+    },
+    /// Complete a callback with the token its submitter handed out: with a value, or with
+    /// `--error-type` and `--message` as a failure.
+    CompleteCallback {
+        /// The callback's token.
+        token: String,
+        /// The value, as JSON (ignored with `--error-type`).
+        #[arg(default_value = "null")]
+        payload: String,
+        /// Fail the callback with this kind of error instead.
+        #[arg(long)]
+        error_type: Option<String>,
+        /// The failure's message.
+        #[arg(long, default_value = "")]
+        message: String,
+    },
+    /// Record a heartbeat of a callback: the external system is still working on it.
+    HeartbeatCallback {
+        /// The callback's token.
+        token: String,
     },
     /// Delete finished executions (with their history and inbox) that finished longer ago than
     /// `--older-than`, in batches of a few hundred.

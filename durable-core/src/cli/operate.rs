@@ -67,6 +67,34 @@ pub(super) async fn execute<S: Store>(
                 format!("event {} {what} to {}\n", crate::render::clean(name, 256), crate::render::clean(id, 256))
             }
         }
+        Command::CompleteCallback { token, payload, error_type, message } => {
+            let result = match error_type {
+                Some(kind) => Err(crate::CallbackFailure::new(kind.clone(), message.clone())),
+                None => Ok(serde_json::from_str::<serde_json::Value>(payload)
+                    .map_err(|error| CliError::Usage(format!("the payload is not JSON: {error}")))?),
+            };
+            let delivery = engine.complete_callback(token, result.as_ref().map_err(Clone::clone)).await?;
+            let what = match delivery {
+                Delivery::Delivered => "delivered",
+                Delivery::Queued => "queued",
+                Delivery::Duplicate => "duplicate",
+            };
+            let shown = crate::callback::masked(token);
+            if json {
+                format!("{}\n", json!({ "callback": shown, "delivery": what }))
+            } else {
+                format!("callback {shown} completed ({what})\n")
+            }
+        }
+        Command::HeartbeatCallback { token } => {
+            engine.heartbeat_callback(token).await?;
+            let shown = crate::callback::masked(token);
+            if json {
+                format!("{}\n", json!({ "callback": shown, "heartbeat": true }))
+            } else {
+                format!("callback {shown}: heartbeat recorded\n")
+            }
+        }
         Command::Purge { older_than, workflow, status, by, reason } => {
             let filter = PurgeFilter { older_than: *older_than, workflow: workflow.clone(), status: *status };
             let purged = engine.purge(&filter, &operator(by, reason)).await?;
