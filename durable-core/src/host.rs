@@ -100,6 +100,7 @@ pub trait Host: Send {
         workflow: &'static str,
         key: Option<String>,
         input: String,
+        keys: Vec<(String, String)>,
     ) -> String;
 
     /// A callback wait begins at `point`: mints its token (see [`crate::CallbackWait`]). The
@@ -145,7 +146,14 @@ pub trait Host: Send {
     /// Starts the child workflow of branch `index` of the `map!` at `point` (an execution of
     /// `workflow` with `input`, JSON), with the next checkpoint; its end is reported with the
     /// others of the batch.
-    fn batch_child_start(&mut self, point: &'static PointFacts, workflow: &'static str, index: usize, input: String);
+    fn batch_child_start(
+        &mut self,
+        point: &'static PointFacts,
+        workflow: &'static str,
+        index: usize,
+        input: String,
+        keys: Vec<(String, String)>,
+    );
 
     /// The ends of children of the `map!` at `point` reported since the last checkpoint:
     /// `(child id, what its end told)`. The next checkpoint consumes them.

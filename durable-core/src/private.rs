@@ -154,7 +154,8 @@ pub fn child_start<W: Workflow>(
         point: point.name,
         source,
     })?;
-    Ok(Child::new(host.child_start(point, name, key, input)))
+    let keys = business_keys(workflow.facts(), &input);
+    Ok(Child::new(host.child_start(point, name, key, input, keys)))
 }
 
 /// Begins a `map!`/`parallel!`: the items are stored with the checkpoint that follows.
@@ -356,7 +357,8 @@ pub fn child_batch_step<W: Workflow>(
                 continue;
             }
         };
-        host.batch_child_start(point, workflow.facts().name, index, input);
+        let keys = business_keys(workflow.facts(), &input);
+        host.batch_child_start(point, workflow.facts().name, index, input, keys);
         batch.running.push(index);
         changed = true;
     }
@@ -473,6 +475,11 @@ pub fn callback_poll<T: DeserializeOwned>(
         }
         CallbackPoll::Pending => None,
     }
+}
+
+/// The business keys of an execution of the workflow of `facts` with `input` (JSON).
+fn business_keys(facts: &crate::WorkflowFacts, input: &str) -> Vec<(String, String)> {
+    facts.key_values(input).into_iter().map(|(name, value)| (name.to_owned(), value)).collect()
 }
 
 /// Begins a `wait!(name, child = handle)`.

@@ -421,6 +421,7 @@ impl Host for TestHost<'_> {
         workflow: &'static str,
         key: Option<String>,
         input: String,
+        _keys: Vec<(String, String)>,
     ) -> String {
         let id = crate::child::child_id(&self.stored.execution_id, point.name, key.as_deref());
         if !self.stored.children.iter().any(|child| child.id == id) {
@@ -498,7 +499,14 @@ impl Host for TestHost<'_> {
         Box::pin(async { Ok(()) })
     }
 
-    fn batch_child_start(&mut self, point: &'static PointFacts, workflow: &'static str, index: usize, input: String) {
+    fn batch_child_start(
+        &mut self,
+        point: &'static PointFacts,
+        workflow: &'static str,
+        index: usize,
+        input: String,
+        _keys: Vec<(String, String)>,
+    ) {
         let id = crate::child::child_id(&self.stored.execution_id, point.name, Some(&index.to_string()));
         self.stored.children.push(StoredChild { workflow, id, input });
     }

@@ -25,6 +25,8 @@ mod hooks;
 mod limits;
 #[path = "engine/panics.rs"]
 mod panics;
+#[path = "engine/pauses.rs"]
+mod pauses;
 #[path = "engine/polls.rs"]
 mod polls;
 #[path = "engine/recovery.rs"]

@@ -15,7 +15,7 @@ use crate::store::Status;
 pub struct Cli {
     /// The store: a SQLite file or a PostgreSQL url (postgres://...). Inspection commands open
     /// it read-only; only `redrive`, `wake`, `cancel`, `send-event`, `complete-callback`,
-    /// `heartbeat-callback`, `purge` and `serve` write.
+    /// `heartbeat-callback`, `pause`, `resume`, `purge` and `serve` write.
     #[arg(long, short = 'd', value_name = "PATH|URL")]
     pub database: String,
 
@@ -46,6 +46,9 @@ pub enum Command {
         /// At most this many.
         #[arg(long)]
         limit: Option<usize>,
+        /// Only executions with this business key: `--key order_id=o-42`.
+        #[arg(long, value_name = "NAME=VALUE", value_parser = parse_key)]
+        key: Option<(String, String)>,
     },
     /// Show one execution: its status, where it waits or where it failed (point, file:line,
     /// error), the state it was in there, and its last events.
@@ -134,6 +137,28 @@ pub enum Command {
         #[arg(default_value = "null")]
         payload: String,
     },
+    /// Pause a workflow: no worker claims its executions until `durable resume`.
+    Pause {
+        /// The workflow's name.
+        workflow: String,
+        /// Why: logged.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Who asks (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Resume a paused workflow.
+    Resume {
+        /// The workflow's name.
+        workflow: String,
+        /// Why: logged.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Who asks (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// Complete a callback with the token its submitter handed out: with a value, or with
     /// `--error-type` and `--message` as a failure.
     CompleteCallback {
@@ -199,6 +224,14 @@ impl Command {
                 | Command::State { .. }
                 | Command::Graph { .. }
         )
+    }
+}
+
+/// Parses a business key: `name=value`.
+pub fn parse_key(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("`{text}` is not a business key: write `name=value` (`order_id=o-42`)")),
     }
 }
 

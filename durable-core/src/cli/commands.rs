@@ -19,8 +19,14 @@ pub(super) async fn execute<S: Store>(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let text = match command {
-        Command::List { workflow, status, limit } => {
-            let filter = ListFilter { workflow: workflow.clone(), status: *status, limit: *limit, parent: None };
+        Command::List { workflow, status, limit, key } => {
+            let filter = ListFilter {
+                workflow: workflow.clone(),
+                status: *status,
+                limit: *limit,
+                parent: None,
+                key: key.clone(),
+            };
             list(store, filter, json).await?
         }
         Command::Show { id, events } => {
@@ -93,7 +99,12 @@ async fn list<S: Store>(store: &S, filter: ListFilter, json: bool) -> Result<Str
         _ => Vec::new(),
     };
     if !json {
-        return Ok(render::list(&records, keys));
+        let mut text = render::list(&records, keys);
+        let paused = store.paused().await?;
+        if !paused.is_empty() {
+            text.push_str(&format!("paused workflows (no worker claims their executions): {}\n", paused.join(", ")));
+        }
+        return Ok(text);
     }
     let rows: Vec<Value> = records
         .iter()

@@ -67,6 +67,22 @@ pub(super) async fn execute<S: Store>(
                 format!("event {} {what} to {}\n", crate::render::clean(name, 256), crate::render::clean(id, 256))
             }
         }
+        Command::Pause { workflow, reason, by } => {
+            engine.pause_workflow(workflow, &operator(by, reason)).await?;
+            if json {
+                format!("{}\n", json!({ "workflow": workflow, "paused": true }))
+            } else {
+                format!("workflow {workflow} paused\n")
+            }
+        }
+        Command::Resume { workflow, reason, by } => {
+            engine.resume_workflow(workflow, &operator(by, reason)).await?;
+            if json {
+                format!("{}\n", json!({ "workflow": workflow, "paused": false }))
+            } else {
+                format!("workflow {workflow} resumed\n")
+            }
+        }
         Command::CompleteCallback { token, payload, error_type, message } => {
             let result = match error_type {
                 Some(kind) => Err(crate::CallbackFailure::new(kind.clone(), message.clone())),

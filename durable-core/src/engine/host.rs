@@ -1050,9 +1050,11 @@ impl<S: Store> Host for RunHost<S> {
         workflow: &'static str,
         key: Option<String>,
         input: String,
+        keys: Vec<(String, String)>,
     ) -> String {
         let id = child_id(&self.record.id, point.name, key.as_deref());
-        let new = NewExecution::new(id.clone(), workflow, input, self.now()).child_of(self.record.id.clone());
+        let new =
+            NewExecution::new(id.clone(), workflow, input, self.now()).child_of(self.record.id.clone()).with_keys(keys);
         self.next.spawn.push(new);
         self.spawned = Some((workflow, id.clone()));
         if point.kind == PointKind::Child {
@@ -1196,11 +1198,19 @@ impl<S: Store> Host for RunHost<S> {
         })
     }
 
-    fn batch_child_start(&mut self, point: &'static PointFacts, workflow: &'static str, index: usize, input: String) {
+    fn batch_child_start(
+        &mut self,
+        point: &'static PointFacts,
+        workflow: &'static str,
+        index: usize,
+        input: String,
+        keys: Vec<(String, String)>,
+    ) {
         let id = child_id(&self.record.id, point.name, Some(&index.to_string()));
         let new = NewExecution::new(id.clone(), workflow, input, self.now())
             .child_of(self.record.id.clone())
-            .reported_as(batch_event(point));
+            .reported_as(batch_event(point))
+            .with_keys(keys);
         self.next.spawn.push(new);
         self.next.events.push(self.event(EventKind::ChildStarted, point).with_detail(format!("{workflow} {id}")));
         self.wait = Some(Waiting::Batch(batch_event(point)));

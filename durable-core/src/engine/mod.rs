@@ -152,6 +152,15 @@ pub(crate) struct Shared<S> {
     registration_warned: AtomicBool,
 }
 
+impl<S> Shared<S> {
+    /// `new` with its business keys, read from its input by its workflow's facts.
+    fn keyed(&self, new: NewExecution) -> NewExecution {
+        let Some(workflow) = self.registry.get(&new.workflow) else { return new };
+        let keys = workflow.facts().key_values(&new.input).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        new.with_keys(keys)
+    }
+}
+
 impl<S: Store> Shared<S> {
     /// Registers the facts of every workflow with the store before the engine first starts,
     /// runs or signals an execution, so that tools can draw any execution's workflow
@@ -462,7 +471,7 @@ impl<S: Store> Engine<S> {
 
     async fn start_raw(&self, name: &'static str, id: String, input: String) -> Result<Handle, EngineError> {
         self.shared.register_facts().await;
-        let new = NewExecution::new(id.clone(), name, input, self.shared.clock.now());
+        let new = self.shared.keyed(NewExecution::new(id.clone(), name, input, self.shared.clock.now()));
         let created = self.shared.committer.create(vec![new]).await.pop();
         let created = created.unwrap_or_else(|| Err(StoreError::backend("no answer to a start")))?;
         self.started(name, id, created)
@@ -511,7 +520,7 @@ impl<S: Store> Engine<S> {
             let input = serde_json::to_string(&input)
                 .map_err(|error| EngineError::InvalidInput { workflow: name.to_owned(), message: error.to_string() })?;
             limits::check_input(&input)?;
-            news.push(NewExecution::new(id, name, input, now));
+            news.push(self.shared.keyed(NewExecution::new(id, name, input, now)));
         }
         self.shared.register_facts().await;
         let ids: Vec<String> = news.iter().map(|new| new.id.clone()).collect();

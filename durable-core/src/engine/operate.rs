@@ -166,6 +166,35 @@ impl<S: Store> Engine<S> {
         }
     }
 
+    /// Pauses workflow `name` for every worker on the store (an incident, a bad deploy): no
+    /// worker claims its executions until [`Engine::resume_workflow`]; a run in progress goes on
+    /// to its next suspension. Its executions keep their timers and inbox; starts and events
+    /// are still accepted, and taken up once it is resumed. Logged with `by`'s name and reason
+    /// (no execution's history is written).
+    pub async fn pause_workflow(&self, name: &str, by: &Operator) -> Result<(), EngineError> {
+        limits::check_workflow_name(name)?;
+        by.check()?;
+        self.shared.store.set_paused(name, true).await?;
+        tracing::warn!(workflow = name, "workflow {name} paused: no worker claims its executions ({})", by.detail());
+        Ok(())
+    }
+
+    /// Resumes workflow `name` after [`Engine::pause_workflow`]: its due executions are claimed
+    /// again, the longest-due first.
+    pub async fn resume_workflow(&self, name: &str, by: &Operator) -> Result<(), EngineError> {
+        limits::check_workflow_name(name)?;
+        by.check()?;
+        self.shared.store.set_paused(name, false).await?;
+        tracing::info!(workflow = name, "workflow {name} resumed ({})", by.detail());
+        self.shared.work.notify_waiters();
+        Ok(())
+    }
+
+    /// The workflows paused now.
+    pub async fn paused_workflows(&self) -> Result<Vec<String>, EngineError> {
+        Ok(self.shared.store.paused().await?)
+    }
+
     /// Wakes suspended execution `id` now, though its timer or the delay before its step's next
     /// attempt has not passed: the timer counts as fired, the next attempt starts. Recorded as
     /// `ExecutionWoken` with `by`'s name and reason.

@@ -345,6 +345,14 @@ impl Store for AnyStore {
         each!(self, store => store.purge(purge).await)
     }
 
+    async fn set_paused(&self, name: &str, paused: bool) -> Result<(), StoreError> {
+        each!(self, store => store.set_paused(name, paused).await)
+    }
+
+    async fn paused(&self) -> Result<Vec<String>, StoreError> {
+        each!(self, store => store.paused().await)
+    }
+
     async fn register_workflow(&self, info: WorkflowInfo) -> Result<(), StoreError> {
         each!(self, store => store.register_workflow(info).await)
     }

@@ -25,7 +25,10 @@ mod children;
 mod claims;
 mod operations;
 
-pub use self::children::{commit_notifies_other_executions, commit_spawns_children, refused_commit_spawns_nothing};
+pub use self::children::{
+    commit_notifies_other_executions, commit_spawns_children, list_by_business_key, paused_workflows_are_not_claimed,
+    refused_commit_spawns_nothing,
+};
 pub use self::claims::{
     claim_one_rules, claim_order_and_limit, concurrent_claimers_never_share, expired_lease_is_reclaimable,
     lease_renew_and_release, lease_runs_from_the_grant, same_owner_reclaim_fences_the_old_claim, suspended_due_rules,
@@ -72,6 +75,8 @@ macro_rules! conformance_tests {
             commit_spawns_children,
             refused_commit_spawns_nothing,
             commit_notifies_other_executions,
+            list_by_business_key,
+            paused_workflows_are_not_claimed,
             reopen_rules,
             purge_rules,
         );

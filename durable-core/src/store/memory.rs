@@ -17,6 +17,8 @@ pub struct MemoryStore {
     state: Arc<Mutex<HashMap<String, Entry>>>,
     /// Workflow registrations, oldest first.
     workflows: Arc<Mutex<Vec<WorkflowInfo>>>,
+    /// The workflows paused.
+    paused: Arc<Mutex<std::collections::BTreeSet<String>>>,
 }
 
 /// One execution and what belongs to it.
@@ -30,6 +32,8 @@ struct Entry {
     epoch: u64,
     /// The idempotency keys of sent events, with their seqs.
     keys: HashMap<String, u64>,
+    /// Its business keys.
+    business_keys: Vec<(String, String)>,
 }
 
 impl Entry {
@@ -108,6 +112,7 @@ fn create_in(state: &mut HashMap<String, Entry>, new: NewExecution) -> Created {
         next_inbox_seq: 1,
         epoch: 0,
         keys: HashMap::new(),
+        business_keys: new.keys.clone(),
     };
     state.insert(new.id, entry);
     Created::New(record)
@@ -135,6 +140,11 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         MemoryStore::default()
+    }
+
+    /// The workflows paused now.
+    fn paused_now(&self) -> std::collections::BTreeSet<String> {
+        self.paused.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
@@ -176,10 +186,14 @@ impl Store for MemoryStore {
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let paused = self.paused_now();
         let mut state = self.lock();
         let now = clock.now();
-        let mut due: Vec<(Timestamp, String)> =
-            state.values().filter_map(|entry| Some((entry.due_since(now)?, entry.record.id.clone()))).collect();
+        let mut due: Vec<(Timestamp, String)> = state
+            .values()
+            .filter(|entry| !paused.contains(&entry.record.workflow))
+            .filter_map(|entry| Some((entry.due_since(now)?, entry.record.id.clone())))
+            .collect();
         due.sort();
         due.truncate(limit);
         let until = now.saturating_add(lease);
@@ -193,9 +207,10 @@ impl Store for MemoryStore {
         clock: &SharedClock,
         lease: Duration,
     ) -> Result<Option<ExecutionRecord>, StoreError> {
+        let paused = self.paused_now();
         self.with_entry(id, |entry| {
             let now = clock.now();
-            if !claimable(&entry.record, now) {
+            if !claimable(&entry.record, now) || paused.contains(&entry.record.workflow) {
                 return Ok(None);
             }
             Ok(Some(entry.lease(owner, now.saturating_add(lease))))
@@ -249,6 +264,7 @@ impl Store for MemoryStore {
         let state = self.lock();
         let mut records: Vec<ExecutionRecord> = state
             .values()
+            .filter(|entry| filter.key.as_ref().is_none_or(|key| entry.business_keys.contains(key)))
             .map(|entry| &entry.record)
             .filter(|record| filter.workflow.as_ref().is_none_or(|w| *w == record.workflow))
             .filter(|record| filter.status.is_none_or(|s| s == record.status))
@@ -281,6 +297,20 @@ impl Store for MemoryStore {
         doomed.sort();
         doomed.truncate(purge.limit);
         Ok(doomed.into_iter().filter_map(|(_, id)| state.remove(&id).map(|entry| entry.record.id)).collect())
+    }
+
+    async fn set_paused(&self, name: &str, paused: bool) -> Result<(), StoreError> {
+        let mut all = self.paused.lock().unwrap_or_else(PoisonError::into_inner);
+        if paused {
+            all.insert(name.to_owned());
+        } else {
+            all.remove(name);
+        }
+        Ok(())
+    }
+
+    async fn paused(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.paused_now().into_iter().collect())
     }
 
     async fn register_workflow(&self, info: WorkflowInfo) -> Result<(), StoreError> {

@@ -286,6 +286,22 @@ pub trait Store: Send + Sync + 'static {
         async { Err(StoreError::Unsupported("purge executions")) }
     }
 
+    /// Pauses workflow `name` (`paused`), or resumes it: while it is paused, [`Store::claim_due`]
+    /// and [`Store::claim`] leave its executions alone (they keep their timers and inbox, and
+    /// run once it is resumed). Idempotent.
+    ///
+    /// Every backend of this crate implements it; the default refuses with
+    /// [`StoreError::Unsupported`].
+    fn set_paused(&self, name: &str, paused: bool) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (name, paused);
+        async { Err(StoreError::Unsupported("pause a workflow")) }
+    }
+
+    /// The workflows paused now, by name.
+    fn paused(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
     /// Records the static facts of a workflow build, so that tools (the `durable` command line)
     /// can read them without the workflow's code. The engine calls it for each registered
     /// workflow before it first starts or runs an execution.

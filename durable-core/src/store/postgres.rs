@@ -385,6 +385,11 @@ impl PostgresStore {
         let mut history = rows::HistoryRows::default();
         history.push(&new.id, 1, started);
         tx.execute(what, &q.append_history, &history.params()).await?;
+        if !new.keys.is_empty() {
+            let (names, values): (Vec<&str>, Vec<&str>) =
+                new.keys.iter().map(|(name, value)| (name.as_str(), value.as_str())).unzip();
+            tx.execute(what, &q.insert_keys, &[&new.id, &names, &values]).await?;
+        }
         self.notify(tx, &new.id).await?;
         Ok(true)
     }
@@ -540,6 +545,9 @@ impl Store for PostgresStore {
             if !claimable(&record, now) {
                 return Ok(None);
             }
+            if !tx.query(what, &self.inner.queries.is_paused, &[&record.workflow]).await?.is_empty() {
+                return Ok(None);
+            }
             let mut claimed = self.lease_locked(&tx, vec![record], owner, now.saturating_add(lease)).await?;
             Ok(claimed.pop())
         }
@@ -613,7 +621,8 @@ impl Store for PostgresStore {
     async fn list(&self, filter: ListFilter) -> Result<Vec<ExecutionRecord>, StoreError> {
         let status = filter.status.map(Status::as_str);
         let limit = filter.limit.map(|n| int(n as u64));
-        let params: [&(dyn ToSql + Sync); 4] = [&filter.workflow, &status, &limit, &filter.parent];
+        let (key, value) = filter.key.clone().unzip();
+        let params: [&(dyn ToSql + Sync); 6] = [&filter.workflow, &status, &limit, &filter.parent, &key, &value];
         let rows = self.retrying("list executions", &self.inner.queries.list, &params).await?;
         rows.iter().map(decode_record).collect()
     }
@@ -634,6 +643,16 @@ impl Store for PostgresStore {
         let tx = self.begin(what).await?;
         let result = self.purge_in(&tx, &purge).await;
         tx.finish(what, result).await
+    }
+
+    async fn set_paused(&self, name: &str, paused: bool) -> Result<(), StoreError> {
+        let query = if paused { &self.inner.queries.pause } else { &self.inner.queries.resume };
+        self.retrying("pause a workflow", query, &[&name]).await.map(drop)
+    }
+
+    async fn paused(&self) -> Result<Vec<String>, StoreError> {
+        let rows = self.retrying("read the paused workflows", &self.inner.queries.paused, &[]).await?;
+        rows.iter().map(|row| row.try_get::<_, String>(0).map_err(pg("read the paused workflows"))).collect()
     }
 
     async fn register_workflow(&self, info: WorkflowInfo) -> Result<(), StoreError> {
@@ -730,7 +749,7 @@ impl PostgresStore {
             return Ok(ids);
         }
         // The rows that name an execution first: they refer to it.
-        for query in [&q.purge_history, &q.purge_inbox, &q.purge_keys, &q.purge_executions] {
+        for query in [&q.purge_history, &q.purge_inbox, &q.purge_keys, &q.purge_business_keys, &q.purge_executions] {
             tx.execute(what, query, &[&ids]).await?;
         }
         Ok(ids)

@@ -406,6 +406,8 @@ pub struct NewExecution {
     /// The event its end is reported to the parent as, if not the usual one; see
     /// [`ExecutionRecord::parent_event`].
     pub parent_event: Option<String>,
+    /// Its business keys, `(name, value)`: what [`ListFilter::key`] finds it by.
+    pub keys: Vec<(String, String)>,
 }
 
 impl NewExecution {
@@ -423,12 +425,19 @@ impl NewExecution {
             now,
             parent: None,
             parent_event: None,
+            keys: Vec::new(),
         }
     }
 
     /// This execution, started as a child of execution `parent`.
     pub fn child_of(mut self, parent: impl Into<ExecutionId>) -> Self {
         self.parent = Some(parent.into());
+        self
+    }
+
+    /// This execution, found by these business keys.
+    pub fn with_keys(mut self, keys: Vec<(String, String)>) -> Self {
+        self.keys = keys;
         self
     }
 
@@ -588,6 +597,8 @@ pub struct ListFilter {
     pub status: Option<Status>,
     /// Only the child workflows of this execution.
     pub parent: Option<ExecutionId>,
+    /// Only the executions with this business key, `(name, value)` (`order_id`, `o-42`).
+    pub key: Option<(String, String)>,
     /// At most this many (the oldest).
     pub limit: Option<usize>,
 }

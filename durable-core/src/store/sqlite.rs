@@ -300,7 +300,12 @@ impl SqliteStore {
                         "CREATE TEMP VIEW executions AS \
                          SELECT *, NULL AS parent_id, NULL AS parent_event FROM main.executions"
                     };
-                    conn.execute_batch(view).map_err(sql(format_args!("read {shown} (schema version {version})")))?;
+                    // Empty, as they were: nobody could key or pause before version 4.
+                    let tables = "CREATE TEMP TABLE execution_keys (execution_id TEXT, name TEXT, value TEXT); \
+                                  CREATE TEMP TABLE paused_workflows (name TEXT);";
+                    conn.execute_batch(view)
+                        .and_then(|()| conn.execute_batch(tables))
+                        .map_err(sql(format_args!("read {shown} (schema version {version})")))?;
                 }
                 Self::serve(conn, path, true, version, Synchronous::Normal)
             }
@@ -532,6 +537,7 @@ WITH due AS (
       AND (e.lease_until IS NULL OR e.lease_until <= ?1)
       AND (e.status = 'running' OR e.wake_at <= ?1 OR EXISTS (
           SELECT 1 FROM inbox i WHERE i.execution_id = e.id AND i.name = e.waiting_for))
+      AND NOT EXISTS (SELECT 1 FROM paused_workflows p WHERE p.name = e.workflow)
 )
 SELECT {columns} FROM due ORDER BY due_since, id LIMIT ?2";
 
@@ -580,7 +586,30 @@ fn create_one(conn: &Connection, new: &NewExecution) -> Result<Created, StoreErr
     let (record, started) = new_record(new);
     insert_record(conn, &record)?;
     append_history(conn, &record.id, 0, &[started])?;
+    insert_keys(conn, new)?;
     Ok(Created::New(record))
+}
+
+/// Records the business keys of the new execution `new`.
+fn insert_keys(conn: &Connection, new: &NewExecution) -> Result<(), StoreError> {
+    if new.keys.is_empty() {
+        return Ok(());
+    }
+    let what = "record an execution's keys";
+    let mut insert = conn
+        .prepare_cached("INSERT OR IGNORE INTO execution_keys (execution_id, name, value) VALUES (?1, ?2, ?3)")
+        .map_err(sql(what))?;
+    for (name, value) in &new.keys {
+        insert.execute(params![new.id, name, value]).map_err(sql(what))?;
+    }
+    Ok(())
+}
+
+/// Whether workflow `name` is paused.
+fn is_paused(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    conn.prepare_cached("SELECT 1 FROM paused_workflows WHERE name = ?1")
+        .and_then(|mut select| select.exists([name]))
+        .map_err(sql("read the paused workflows"))
 }
 
 /// Creates `new` inside the caller's transaction unless an execution of its id exists (which
@@ -594,6 +623,7 @@ fn spawn_one(conn: &Connection, new: &NewExecution) -> Result<(), StoreError> {
         let (record, started) = new_record(new);
         insert_record(conn, &record)?;
         append_history(conn, &record.id, 0, &[started])?;
+        insert_keys(conn, new)?;
     }
     Ok(())
 }
@@ -702,7 +732,7 @@ impl Store for SqliteStore {
         self.write_lease("claim an execution", move |conn| {
             let (mut record, epoch) = claimable_record(conn, &id)?;
             let now = clock.now();
-            if !claimable(&record, now) {
+            if !claimable(&record, now) || is_paused(conn, &record.workflow)? {
                 return Ok(None);
             }
             record.lease = Some(lease_to(conn, &id, &owner, epoch + 1, now.saturating_add(lease))?);
@@ -776,13 +806,17 @@ impl Store for SqliteStore {
             let query = format!(
                 "SELECT {RECORD_COLUMNS} FROM executions WHERE (?1 IS NULL OR workflow = ?1) \
                  AND (?2 IS NULL OR status = ?2) AND (?4 IS NULL OR parent_id = ?4) \
+                 AND (?5 IS NULL OR id IN (SELECT execution_id FROM execution_keys WHERE name = ?5 AND value = ?6)) \
                  ORDER BY created_at, id LIMIT ?3"
             );
             let limit = filter.limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
             let status = filter.status.map(|status| status.as_str());
             let mut select = conn.prepare_cached(&query).map_err(sql("list executions"))?;
+            let (key, value) = filter.key.clone().unzip();
             let rows = select
-                .query_map(params![filter.workflow, status, limit, filter.parent], |row| Ok(decode_record(row)))
+                .query_map(params![filter.workflow, status, limit, filter.parent, key, value], |row| {
+                    Ok(decode_record(row))
+                })
                 .map_err(sql("list executions"))?;
             rows.map(|row| row.map_err(sql("list executions"))?).collect()
         })
@@ -807,6 +841,30 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         self.write("purge executions", move |conn| purge_batch(conn, &purge)).await
+    }
+
+    async fn set_paused(&self, name: &str, paused: bool) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.write("pause a workflow", move |conn| {
+            let query = if paused {
+                "INSERT OR IGNORE INTO paused_workflows (name) VALUES (?1)"
+            } else {
+                "DELETE FROM paused_workflows WHERE name = ?1"
+            };
+            conn.execute(query, [&name]).map(drop).map_err(sql("pause a workflow"))
+        })
+        .await
+    }
+
+    async fn paused(&self) -> Result<Vec<String>, StoreError> {
+        self.read("read the paused workflows", |conn| {
+            let what = "read the paused workflows";
+            let mut select =
+                conn.prepare_cached("SELECT name FROM paused_workflows ORDER BY name").map_err(sql(what))?;
+            let names = select.query_map([], |row| row.get::<_, String>(0)).map_err(sql(what))?;
+            names.collect::<Result<Vec<String>, _>>().map_err(sql(what))
+        })
+        .await
     }
 
     async fn register_workflow(&self, info: WorkflowInfo) -> Result<(), StoreError> {
@@ -845,7 +903,7 @@ fn purge_batch(conn: &Connection, purge: &Purge) -> Result<Vec<ExecutionId>, Sto
         .map_err(sql(what))?
         .collect::<Result<Vec<String>, _>>()
         .map_err(sql(what))?;
-    for table in ["history", "inbox", "event_keys"] {
+    for table in ["history", "inbox", "event_keys", "execution_keys"] {
         let mut delete =
             conn.prepare_cached(&format!("DELETE FROM {table} WHERE execution_id = ?1")).map_err(sql(what))?;
         for id in &ids {

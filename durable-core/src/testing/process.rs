@@ -218,6 +218,16 @@ impl Store for HarnessStore {
         self.inner.purge(purge).await
     }
 
+    async fn set_paused(&self, name: &str, paused: bool) -> Result<(), StoreError> {
+        self.alive()?;
+        self.inner.set_paused(name, paused).await
+    }
+
+    async fn paused(&self) -> Result<Vec<String>, StoreError> {
+        self.alive()?;
+        self.inner.paused().await
+    }
+
     async fn register_workflow(&self, info: WorkflowInfo) -> Result<(), StoreError> {
         self.alive()?;
         self.inner.register_workflow(info).await

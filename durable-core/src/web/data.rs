@@ -169,7 +169,7 @@ pub(super) async fn list<S: Store>(
     let skip = (page - 1).saturating_mul(per_page);
     // One more than the page, to know whether there is a next one.
     let limit = skip.saturating_add(per_page).saturating_add(1);
-    let filter = ListFilter { workflow: workflow.clone(), status, limit: Some(limit), parent: None };
+    let filter = ListFilter { workflow: workflow.clone(), status, limit: Some(limit), parent: None, key: None };
     let records = store.list(filter).await?;
     let has_next = records.len() > skip + per_page;
     let executions = records

@@ -78,3 +78,40 @@ pub async fn commit_notifies_other_executions<S: Store>(store: S) {
     assert_eq!(claim_ids(&store, "w", t(4), 10).await, ["p-3"], "the parent is due on the child's notice");
     assert!(store.inbox("d-3").await.unwrap().is_empty());
 }
+
+/// Executions are found by their business keys, and a purge drops the keys with them.
+pub async fn list_by_business_key<S: Store>(store: S) {
+    let key = |value: &str| vec![("order_id".to_owned(), value.to_owned()), ("region".to_owned(), "eu".to_owned())];
+    for (id, order) in [("k-1", "o-1"), ("k-2", "o-2"), ("k-3", "o-1")] {
+        store.create(NewExecution::new(id, "order", "null", t(1)).with_keys(key(order))).await.unwrap();
+    }
+    let by = |name: &str, value: &str| ListFilter {
+        key: Some((name.to_owned(), value.to_owned())),
+        ..ListFilter::default()
+    };
+    let ids = |records: Vec<crate::store::ExecutionRecord>| records.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.list(by("order_id", "o-1")).await.unwrap()), ["k-1", "k-3"]);
+    assert_eq!(ids(store.list(by("region", "eu")).await.unwrap()), ["k-1", "k-2", "k-3"]);
+    assert!(store.list(by("order_id", "o-9")).await.unwrap().is_empty());
+    assert!(store.list(by("customer", "o-1")).await.unwrap().is_empty());
+    let combined = ListFilter { limit: Some(1), ..by("order_id", "o-1") };
+    assert_eq!(ids(store.list(combined).await.unwrap()), ["k-1"]);
+}
+
+/// A paused workflow's executions are not claimed, by `claim_due` or `claim`, until it is
+/// resumed; other workflows' are.
+pub async fn paused_workflows_are_not_claimed<S: Store>(store: S) {
+    start(&store, "z-1", "order", t(1)).await;
+    start(&store, "z-2", "refund", t(1)).await;
+    assert_eq!(store.paused().await.unwrap(), Vec::<String>::new());
+    store.set_paused("order", true).await.unwrap();
+    store.set_paused("order", true).await.unwrap();
+    assert_eq!(store.paused().await.unwrap(), ["order"]);
+    assert_eq!(claim_ids(&store, "w", t(2), 10).await, ["z-2"]);
+    let clock = crate::time::ManualClock::shared(t(2));
+    let direct = store.claim("z-1", "w", &clock, std::time::Duration::from_secs(60)).await.unwrap();
+    assert_eq!(direct, None, "not claimed while paused");
+    store.set_paused("order", false).await.unwrap();
+    assert!(store.paused().await.unwrap().is_empty());
+    assert_eq!(claim_ids(&store, "w", t(3), 10).await, ["z-1"]);
+}

@@ -103,6 +103,14 @@ const V4: &str = "
 ALTER TABLE {s}.executions ADD COLUMN parent_id TEXT;
 ALTER TABLE {s}.executions ADD COLUMN parent_event TEXT;
 CREATE INDEX executions_parent ON {s}.executions (parent_id, created_at, id) WHERE parent_id IS NOT NULL;
+CREATE TABLE {s}.execution_keys (
+    execution_id TEXT NOT NULL REFERENCES {s}.executions (id),
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (execution_id, name)
+);
+CREATE INDEX execution_keys_lookup ON {s}.execution_keys (name, value, execution_id);
+CREATE TABLE {s}.paused_workflows (name TEXT PRIMARY KEY);
 ";
 
 /// The first key of the advisory lock that serializes migrations (the second is the schema's
@@ -213,6 +221,12 @@ pub(super) struct Queries {
     pub(super) purge_history: String,
     pub(super) purge_inbox: String,
     pub(super) purge_keys: String,
+    pub(super) purge_business_keys: String,
+    pub(super) insert_keys: String,
+    pub(super) paused: String,
+    pub(super) pause: String,
+    pub(super) resume: String,
+    pub(super) is_paused: String,
     pub(super) purge_executions: String,
 }
 
@@ -250,6 +264,7 @@ impl Queries {
                    AND (e.lease_until IS NULL OR e.lease_until <= $1) \
                    AND (e.status = 'running' OR e.wake_at <= $1 OR EXISTS (SELECT 1 FROM {{s}}.inbox i \
                        WHERE i.execution_id = e.id AND i.name = e.waiting_for)) \
+                   AND NOT EXISTS (SELECT 1 FROM {{s}}.paused_workflows p WHERE p.name = e.workflow) \
                  ORDER BY {DUE_SINCE}, e.id LIMIT $2 FOR UPDATE OF e SKIP LOCKED"
             )),
             lease_many: q("UPDATE {s}.executions SET lease_owner = $2, lease_until = $3, \
@@ -275,6 +290,8 @@ impl Queries {
                  WHERE e.id = $1 ORDER BY h.seq"),
             list: q("SELECT {columns} FROM {s}.executions WHERE ($1::text IS NULL OR workflow = $1) \
                  AND ($2::text IS NULL OR status = $2) AND ($4::text IS NULL OR parent_id = $4) \
+                 AND ($5::text IS NULL OR id IN (SELECT execution_id FROM {s}.execution_keys \
+                     WHERE name = $5 AND value = $6)) \
                  ORDER BY created_at, id LIMIT $3"),
             register_workflow: q("INSERT INTO {s}.workflows (name, fingerprint, facts, registered) \
                  VALUES ($1, $2, $3, nextval('{s}.workflow_registrations')) ON CONFLICT (name, fingerprint) \
@@ -288,6 +305,14 @@ impl Queries {
             purge_history: q("DELETE FROM {s}.history WHERE execution_id = ANY($1)"),
             purge_inbox: q("DELETE FROM {s}.inbox WHERE execution_id = ANY($1)"),
             purge_keys: q("DELETE FROM {s}.event_keys WHERE execution_id = ANY($1)"),
+            purge_business_keys: q("DELETE FROM {s}.execution_keys WHERE execution_id = ANY($1)"),
+            insert_keys: q("INSERT INTO {s}.execution_keys (execution_id, name, value) \
+                 SELECT $1, k.name, k.value FROM UNNEST($2::text[], $3::text[]) AS k (name, value) \
+                 ON CONFLICT DO NOTHING"),
+            paused: q("SELECT name FROM {s}.paused_workflows ORDER BY name"),
+            pause: q("INSERT INTO {s}.paused_workflows (name) VALUES ($1) ON CONFLICT DO NOTHING"),
+            resume: q("DELETE FROM {s}.paused_workflows WHERE name = $1"),
+            is_paused: q("SELECT 1 FROM {s}.paused_workflows WHERE name = $1"),
             purge_executions: q("DELETE FROM {s}.executions WHERE id = ANY($1)"),
         }
     }

@@ -78,6 +78,7 @@ async fn a_version_1_schema_is_migrated_and_keeps_its_data() {
          ALTER TABLE \"{schema}\".history DROP COLUMN worker; \
          ALTER TABLE \"{schema}\".executions DROP COLUMN parent_id; \
          ALTER TABLE \"{schema}\".executions DROP COLUMN parent_event; \
+         DROP TABLE \"{schema}\".execution_keys; DROP TABLE \"{schema}\".paused_workflows; \
          DELETE FROM \"{schema}\".durable_migrations WHERE version > 1"
     );
     admin(&url).await.batch_execute(&downgrade).await.unwrap();

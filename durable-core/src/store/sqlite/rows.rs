@@ -89,11 +89,19 @@ CREATE TABLE event_keys (
 ";
 
 /// Version 4 of the schema: the parent of a child workflow, which its end is reported to and
-/// which lists its children.
+/// which lists its children; the business keys executions are found by; the workflows paused.
 pub(super) const V4: &str = "
 ALTER TABLE executions ADD COLUMN parent_id TEXT;
 ALTER TABLE executions ADD COLUMN parent_event TEXT;
 CREATE INDEX executions_parent ON executions (parent_id, created_at, id) WHERE parent_id IS NOT NULL;
+CREATE TABLE execution_keys (
+    execution_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (execution_id, name)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX execution_keys_lookup ON execution_keys (name, value, execution_id);
+CREATE TABLE paused_workflows (name TEXT PRIMARY KEY) STRICT, WITHOUT ROWID;
 ";
 
 pub(super) use crate::store::columns::{EPOCH_COLUMN, RECORD_COLUMNS};

@@ -275,6 +275,7 @@ async fn an_old_file_is_read_as_it_is_and_migrated_when_opened_for_writing() {
     raw(
         &path,
         "DROP INDEX executions_parent; ALTER TABLE executions DROP COLUMN parent_id; \
+         DROP TABLE execution_keys; DROP TABLE paused_workflows; \
          ALTER TABLE executions DROP COLUMN parent_event; \
          DROP TABLE workflows; DROP TABLE event_keys; ALTER TABLE executions DROP COLUMN lease_epoch; \
          ALTER TABLE history DROP COLUMN error_kind; ALTER TABLE history DROP COLUMN worker; \
