@@ -52,13 +52,13 @@
 #[doc = include_str!("../../README.md")]
 pub mod manual {}
 
-mod batch;
-mod callback;
-mod child;
+pub mod batch;
+pub mod callback;
+pub mod child;
 mod error;
 mod facts;
 mod host;
-mod poll;
+pub mod poll;
 mod step;
 mod time;
 mod workflow;
