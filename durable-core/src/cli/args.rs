@@ -87,6 +87,14 @@ pub enum Command {
         #[arg(long, value_name = "ID")]
         execution: Option<String>,
     },
+    /// List the state layouts of the executions in flight, by workflow and point, with how many
+    /// executions hold each and whether the latest registered build of the workflow has it:
+    /// what a deploy of changed code must still be able to run.
+    Versions {
+        /// Only this workflow.
+        #[arg(long, short = 'w')]
+        workflow: Option<String>,
+    },
     /// Run a failed or cancelled execution again from its last checkpoint (or an earlier one,
     /// with `--from-seq`), with the code of the workers running now: the steps that succeeded
     /// before that checkpoint do not run again. A worker must be running to pick it up.
@@ -223,6 +231,7 @@ impl Command {
                 | Command::History { .. }
                 | Command::State { .. }
                 | Command::Graph { .. }
+                | Command::Versions { .. }
         )
     }
 }

@@ -61,11 +61,62 @@ pub(super) async fn execute<S: Store>(
             }
         }
         Command::Graph { workflow, execution } => graph(store, workflow, execution.as_deref(), json).await?,
+        Command::Versions { workflow } => versions(store, workflow.as_deref(), json).await?,
         // Opened for writing and run by `operate::execute`.
         _ => return Err(CliError::Usage("this command writes: it does not run on a read-only store".to_owned())),
     };
     out.write_all(text.as_bytes())?;
     Ok(())
+}
+
+/// The layouts in flight: one row per workflow, layout and point, with its count.
+async fn versions<S: Store>(store: &S, workflow: Option<&str>, json: bool) -> Result<String, CliError> {
+    use std::collections::BTreeMap;
+    let mut rows: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    for status in [crate::store::Status::Running, crate::store::Status::Suspended] {
+        let filter =
+            ListFilter { workflow: workflow.map(str::to_owned), status: Some(status), ..ListFilter::default() };
+        for record in store.list(filter).await? {
+            let (layout, point) = match &record.snapshot {
+                Some(snapshot) => (snapshot.fingerprint.clone(), snapshot.point.clone()),
+                None => ("-".to_owned(), "(not started)".to_owned()),
+            };
+            *rows.entry((record.workflow, layout, point)).or_default() += 1;
+        }
+    }
+    let mut latest: HashMap<String, Option<String>> = HashMap::new();
+    let mut table = Vec::new();
+    for ((name, layout, point), count) in rows {
+        if !latest.contains_key(&name) {
+            let info = store.workflow(&name, None).await?;
+            latest.insert(name.clone(), info.map(|info| info.fingerprint));
+        }
+        let build = match latest.get(&name).cloned().flatten() {
+            _ if layout == "-" => "any build",
+            Some(current) if current == layout => "the latest registered build",
+            _ if store.workflow(&name, Some(&layout)).await?.is_some() => "an earlier registered build",
+            _ => "a build never registered here",
+        };
+        table.push((name, layout, point, count, build));
+    }
+    if json {
+        let rows: Vec<Value> = table
+            .iter()
+            .map(|(name, layout, point, count, build)| {
+                json!({ "workflow": name, "layout": layout, "point": point, "executions": count, "build": build })
+            })
+            .collect();
+        return Ok(to_json(&rows));
+    }
+    let mut text = String::from("WORKFLOW  LAYOUT  POINT  EXECUTIONS  RUN BY\n");
+    for (name, layout, point, count, build) in &table {
+        let (name, point) = (render::clean(name, 64), render::clean(point, 64));
+        text.push_str(&format!("{name}  {layout}  {point}  {count}  {build}\n"));
+    }
+    if table.is_empty() {
+        text.push_str("(no execution in flight)\n");
+    }
+    Ok(text)
 }
 
 fn to_json(value: &impl serde::Serialize) -> String {

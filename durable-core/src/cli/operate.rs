@@ -126,7 +126,8 @@ pub(super) async fn execute<S: Store>(
         | Command::Show { .. }
         | Command::History { .. }
         | Command::State { .. }
-        | Command::Graph { .. } => {
+        | Command::Graph { .. }
+        | Command::Versions { .. } => {
             return Err(CliError::Usage("this command only reads: it does not open the store for writing".to_owned()));
         }
     };

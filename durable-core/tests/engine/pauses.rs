@@ -24,8 +24,21 @@ pub async fn refund(order_id: String) -> Result<String, WorkflowError> {
     Ok(format!("{order_id} refunded"))
 }
 
+/// Waits for a go.
+#[durable]
+pub async fn hold(key: String) -> Result<String, WorkflowError> {
+    let go: bool = wait!("go", event);
+    Ok(format!("{key}: {go}"))
+}
+
 fn engine<S: Store>(store: S, clock: &ManualClock) -> Engine<S> {
-    Engine::builder(store).clock(std::sync::Arc::new(clock.clone())).register(ship).register(refund).build().unwrap()
+    Engine::builder(store)
+        .clock(std::sync::Arc::new(clock.clone()))
+        .register(ship)
+        .register(refund)
+        .register(hold)
+        .build()
+        .unwrap()
 }
 
 stores!(a_paused_workflow_waits_until_resumed, executions_are_found_by_business_key);
@@ -91,4 +104,38 @@ async fn the_command_line_pauses_and_finds_by_key() {
     durable(&["resume", "ship"]).await.unwrap();
     engine.worker("w").run_until_idle().await.unwrap();
     assert_eq!(engine.status("c-1").await.unwrap().status, Status::Succeeded);
+}
+
+/// `durable versions`: the layouts in flight, by workflow and point, and which build runs them.
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn the_command_line_lists_the_layouts_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("versions.db");
+    let engine = engine(durable_core::SqliteStore::create(&path).unwrap(), &clock());
+    let durable = |args: &[&str]| {
+        let mut all = vec!["durable".to_owned(), "--database".to_owned(), path.display().to_string()];
+        all.extend(args.iter().map(|arg| (*arg).to_owned()));
+        durable_core::cli::run_args(all)
+    };
+    assert_eq!(
+        durable(&["versions"]).await.unwrap(),
+        "WORKFLOW  LAYOUT  POINT  EXECUTIONS  RUN BY\n(no execution in flight)\n"
+    );
+    for id in ["h-1", "h-2"] {
+        engine.start(hold, id, id.to_owned()).await.unwrap();
+    }
+    engine.worker("w").run_until_idle().await.unwrap();
+    engine.pause_workflow("ship", &Operator::new("ops", "")).await.unwrap();
+    engine.start(ship, "v-1", ("v-o-1".to_owned(), "eu".to_owned())).await.unwrap();
+    let layout = hold.facts().fingerprint;
+    let text = durable(&["versions"]).await.unwrap();
+    assert!(text.contains(&format!("hold  {layout}  go  2  the latest registered build\n")), "{text}");
+    assert!(text.contains("ship  -  (not started)  1  any build\n"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&durable(&["versions", "--workflow", "hold", "--json"]).await.unwrap()).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!([{ "workflow": "hold", "layout": layout, "point": "go", "executions": 2, "build": "the latest registered build" }])
+    );
 }
