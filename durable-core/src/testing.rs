@@ -40,11 +40,13 @@ use crate::step::{Semantics, StepError, StepPolicy};
 use crate::time::{Clock, ManualClock, Timestamp};
 use crate::workflow::{Entry, Exit, PointFacts, Snapshot, StateError, Workflow};
 
+mod golden;
 mod harness;
 #[cfg(all(feature = "postgres", any(test, feature = "testing")))]
 pub mod postgres;
 mod process;
 
+pub use self::golden::{GoldenError, GoldenState, check_golden_states};
 pub use self::harness::Harness;
 pub use self::process::{CrashAt, HarnessStore};
 

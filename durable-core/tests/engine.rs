@@ -17,6 +17,8 @@ mod callbacks;
 mod children;
 #[path = "engine/events.rs"]
 mod events;
+#[path = "engine/golden.rs"]
+mod golden;
 #[path = "engine/group_commit.rs"]
 mod group_commit;
 #[path = "engine/hooks.rs"]

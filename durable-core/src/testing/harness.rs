@@ -212,6 +212,42 @@ impl Harness {
         Ok(render::show(&self.view(id).await?, last))
     }
 
+    /// Writes the state execution `id` stored at each of its points (the latest, for a point
+    /// passed several times) into `dir` as golden states, one file per point:
+    /// `<dir>/<workflow>/<point>.json`. Returns how many files were written; see
+    /// [`check_golden_states`](super::check_golden_states).
+    pub async fn save_golden_states(
+        &self,
+        id: &str,
+        dir: impl AsRef<std::path::Path>,
+    ) -> Result<usize, super::GoldenError> {
+        let view = self.view(id).await?;
+        let fingerprint = view.record.snapshot.as_ref().map(|s| s.fingerprint.clone());
+        let fingerprint = match (fingerprint, self.store.workflow(&view.record.workflow, None).await?) {
+            (Some(fingerprint), _) => fingerprint,
+            (None, Some(info)) => info.fingerprint,
+            (None, None) => return Err(super::GoldenError::Unregistered(view.record.workflow.clone())),
+        };
+        let states: Vec<super::GoldenState> = view
+            .history
+            .iter()
+            .filter(|event| event.kind != crate::store::EventKind::ExecutionStarted)
+            .filter_map(|event| {
+                // Named by the state's own key: a wait stores one state while it waits
+                // (`payment:waiting`) and another after it (`payment`).
+                let state: serde_json::Value = serde_json::from_str(event.state.as_deref()?).ok()?;
+                let key = state.as_object()?.keys().next()?.clone();
+                Some(super::GoldenState {
+                    workflow: view.record.workflow.clone(),
+                    point: key,
+                    fingerprint: fingerprint.clone(),
+                    state: event.state.clone()?,
+                })
+            })
+            .collect();
+        super::golden::save(dir.as_ref(), &states)
+    }
+
     /// What `durable graph` prints for `workflow`, with execution `id` marked if given.
     pub async fn graph(&self, workflow: &str, id: Option<&str>) -> Result<String, StoreError> {
         let missing = || StoreError::backend(format!("workflow `{workflow}` was never registered with the store"));
