@@ -53,6 +53,8 @@ pub struct ExecutionView {
     pub facts: Option<FactsRecord>,
     /// The child workflows it started, oldest first.
     pub children: Vec<ExecutionRecord>,
+    /// The layout fingerprint of its workflow's latest registered build, if any.
+    pub latest_layout: Option<String>,
 }
 
 impl ExecutionView {
@@ -71,7 +73,8 @@ impl ExecutionView {
         }
         let facts = info.and_then(|info| info.facts().ok());
         let children = store.list(ListFilter { parent: Some(id.to_owned()), ..ListFilter::default() }).await?;
-        Ok(Some(ExecutionView { record, history, inbox, facts, children }))
+        let latest_layout = store.workflow(&record.workflow, None).await?.map(|info| info.fingerprint);
+        Ok(Some(ExecutionView { record, history, inbox, facts, children, latest_layout }))
     }
 
     /// The execution's business keys, `(name, value)`, if its workflow's facts are known.

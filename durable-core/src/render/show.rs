@@ -218,6 +218,18 @@ pub fn show(view: &ExecutionView, last: usize) -> String {
     if let Some(parent) = &view.record.parent {
         line(&mut out, "parent", parent);
     }
+    // A state the latest build cannot read: say so, instead of looking like a healthy wait.
+    if let (Some(snapshot), Some(latest)) = (&view.record.snapshot, &view.latest_layout)
+        && !view.record.status.is_terminal()
+        && snapshot.fingerprint != *latest
+    {
+        let text = format!(
+            "{} written by an earlier build; the latest registered build has layout {latest} and cannot run \
+             it: a worker of the build that wrote it must (see `durable versions`)",
+            snapshot.fingerprint
+        );
+        line(&mut out, "layout", &text);
+    }
     line(&mut out, "started", &utc(report.created_at));
     line(&mut out, "updated", &format!("{} ({})", utc(report.updated_at), offset(report.updated_at, start)));
     if let Some(position) = &report.position {

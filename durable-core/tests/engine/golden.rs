@@ -83,5 +83,33 @@ async fn golden_states_pass_with_the_same_build_and_fail_with_a_changed_one() {
     assert!(!retyped.to_string().contains("incompatible version"), "{retyped}");
 
     let shorter = check_golden_states(shorter::order, dir.path()).await.unwrap_err();
-    assert!(shorter.to_string().contains("no longer exists") || shorter.to_string().contains("incompatible"), "{shorter}");
+    assert!(
+        shorter.to_string().contains("no longer exists") || shorter.to_string().contains("incompatible"),
+        "{shorter}"
+    );
+}
+
+/// An execution whose state the latest build cannot read says so in `durable show`, instead of
+/// looking like a healthy wait.
+#[tokio::test]
+async fn show_says_when_the_latest_build_cannot_run_an_execution() {
+    use durable_core::render::{self, ExecutionView};
+    use durable_core::{Engine, MemoryStore};
+    let store = MemoryStore::new();
+    let old = Engine::builder(store.clone()).register(v1::order).build().unwrap();
+    old.start(v1::order, "o-old", "o-old".to_owned()).await.unwrap();
+    old.worker("old").run_until_idle().await.unwrap();
+    let view = ExecutionView::load(&store, "o-old").await.unwrap().unwrap();
+    assert!(!render::show(&view, 3).contains("layout:"), "the build that wrote it is the latest");
+
+    let new = Engine::builder(store.clone()).register(renamed::order).build().unwrap();
+    new.worker("new").run_until_idle().await.unwrap();
+    let view = ExecutionView::load(&store, "o-old").await.unwrap().unwrap();
+    let text = render::show(&view, 3);
+    let expected = format!(
+        "layout:       {} written by an earlier build; the latest registered build has layout {} and cannot run it",
+        v1::order.facts().fingerprint,
+        renamed::order.facts().fingerprint
+    );
+    assert!(text.contains(&expected), "{text}");
 }
