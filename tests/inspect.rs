@@ -104,6 +104,9 @@ async fn json_output_is_for_scripts() {
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[2]["keys"]["order_id"], "o-3");
     assert_eq!(rows[2]["status"], "failed");
+    // JSON all the way down: input and state are values, not strings holding JSON.
+    assert_eq!(rows[2]["input"], "o-3");
+    assert_eq!(rows[2]["snapshot"]["state"]["payment"]["payment"]["reference"], "pay-7", "{}", rows[2]);
 
     let show = json(durable(&path, &["show", "o-3", "--json"]).await.unwrap());
     assert_eq!(show["position"]["what"], "failed");

@@ -384,7 +384,7 @@ pub fn event_json(event: &HistoryEvent) -> serde_json::Value {
 }
 
 /// `text` parsed as JSON, or as a JSON string if it is not JSON.
-pub(crate) fn json_or_text(text: &str) -> serde_json::Value {
+pub fn json_or_text(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
 }
 

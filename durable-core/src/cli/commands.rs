@@ -163,6 +163,14 @@ async fn list<S: Store>(store: &S, filter: ListFilter, json: bool) -> Result<Str
             let keys: serde_json::Map<String, Value> = keys(record).into_iter().map(|(k, v)| (k, json!(v))).collect();
             let mut row = serde_json::to_value(record).unwrap_or_default();
             row["keys"] = Value::Object(keys);
+            // JSON all the way down: the stored JSON texts as values, as `show --json` has them.
+            row["input"] = render::json_or_text(&record.input);
+            if let Some(output) = &record.output {
+                row["output"] = render::json_or_text(output);
+            }
+            if let Some(snapshot) = &record.snapshot {
+                row["snapshot"]["state"] = render::json_or_text(&crate::callback::mask_tokens(&snapshot.state));
+            }
             row
         })
         .collect();
