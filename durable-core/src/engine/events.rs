@@ -130,6 +130,11 @@ async fn deliver_now<S: Store>(
     if !waits_unleased(&record, name, now) || shared.registry.get(&record.workflow).is_none() {
         return Ok(None);
     }
+    // A state of another build: a worker of that build takes the event from the inbox.
+    let runnable = |layout: &str| shared.layouts.iter().any(|(w, l)| *w == record.workflow && l == layout);
+    if record.snapshot.as_ref().is_some_and(|snapshot| !runnable(&snapshot.fingerprint)) {
+        return Ok(None);
+    }
     let Some(claimed) = shared.store.claim(&record.id, &shared.name, &shared.clock, shared.lease).await? else {
         return Ok(None);
     };

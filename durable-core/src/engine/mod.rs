@@ -148,6 +148,8 @@ pub(crate) struct Shared<S> {
     parked: Mutex<HashMap<String, crate::store::LeaseToken>>,
     /// Set once the workflows' facts are registered with the store.
     registered: OnceCell<()>,
+    /// The builds this engine runs, `(workflow, layout fingerprint)`: what its workers claim.
+    layouts: Vec<(String, String)>,
     /// A registration failed and was reported.
     registration_warned: AtomicBool,
 }
@@ -353,6 +355,8 @@ impl<S: Store> EngineBuilder<S> {
         }
         let store = Arc::new(self.store);
         let observers = Arc::new(self.observers);
+        let layouts =
+            self.registry.facts().map(|facts| (facts.name.to_owned(), facts.fingerprint.to_owned())).collect();
         let shared = Shared {
             committer: Committer::spawn(Arc::clone(&store), self.max_batch, Arc::clone(&observers)),
             store,
@@ -372,6 +376,7 @@ impl<S: Store> EngineBuilder<S> {
             parked: Mutex::new(HashMap::new()),
             registered: OnceCell::new(),
             registration_warned: AtomicBool::new(false),
+            layouts,
         };
         Ok(Engine { shared: Arc::new(shared) })
     }

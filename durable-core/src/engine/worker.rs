@@ -90,7 +90,9 @@ impl<S: Store> Worker<S> {
     async fn claim(&self, limit: usize) -> Result<Vec<ExecutionRecord>, EngineError> {
         let shared = self.shared();
         shared.register_facts().await;
-        Ok(shared.store.claim_due(&self.name, &shared.clock, shared.lease, limit).await?)
+        // Only what this build can run: a worker of another build takes the rest.
+        let layouts = &shared.layouts;
+        Ok(shared.store.claim_due_for(&self.name, &shared.clock, shared.lease, limit, layouts).await?)
     }
 
     fn spawn(

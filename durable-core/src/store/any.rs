@@ -286,6 +286,17 @@ impl Store for AnyStore {
         each!(self, store => store.claim_due(owner, clock, lease, limit).await)
     }
 
+    async fn claim_due_for(
+        &self,
+        owner: &str,
+        clock: &SharedClock,
+        lease: Duration,
+        limit: usize,
+        layouts: &[(String, String)],
+    ) -> Result<Vec<ExecutionRecord>, StoreError> {
+        each!(self, store => store.claim_due_for(owner, clock, lease, limit, layouts).await)
+    }
+
     async fn claim(
         &self,
         id: &str,

@@ -26,8 +26,8 @@ mod claims;
 mod operations;
 
 pub use self::children::{
-    commit_notifies_other_executions, commit_spawns_children, list_by_business_key, paused_workflows_are_not_claimed,
-    refused_commit_spawns_nothing,
+    claims_only_runnable_layouts, commit_notifies_other_executions, commit_spawns_children, list_by_business_key,
+    paused_workflows_are_not_claimed, refused_commit_spawns_nothing,
 };
 pub use self::claims::{
     claim_one_rules, claim_order_and_limit, concurrent_claimers_never_share, expired_lease_is_reclaimable,
@@ -77,6 +77,7 @@ macro_rules! conformance_tests {
             commit_notifies_other_executions,
             list_by_business_key,
             paused_workflows_are_not_claimed,
+            claims_only_runnable_layouts,
             reopen_rules,
             purge_rules,
         );

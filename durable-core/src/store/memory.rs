@@ -142,6 +142,37 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
+    /// Claims due executions (of the builds `layouts` names, if given); see
+    /// [`Store::claim_due_for`].
+    fn claim_filtered(
+        &self,
+        owner: &str,
+        clock: &SharedClock,
+        lease: Duration,
+        limit: usize,
+        layouts: Option<&[(String, String)]>,
+    ) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let paused = self.paused_now();
+        let mut state = self.lock();
+        let now = clock.now();
+        let runnable = |record: &ExecutionRecord| {
+            layouts.is_none_or(|layouts| {
+                layouts.iter().any(|(name, layout)| {
+                    *name == record.workflow && record.snapshot.as_ref().is_none_or(|s| s.fingerprint == *layout)
+                })
+            })
+        };
+        let mut due: Vec<(Timestamp, String)> = state
+            .values()
+            .filter(|entry| !paused.contains(&entry.record.workflow) && runnable(&entry.record))
+            .filter_map(|entry| Some((entry.due_since(now)?, entry.record.id.clone())))
+            .collect();
+        due.sort();
+        due.truncate(limit);
+        let until = now.saturating_add(lease);
+        Ok(due.into_iter().filter_map(|(_, id)| Some(state.get_mut(&id)?.lease(owner, until))).collect())
+    }
+
     /// The workflows paused now.
     fn paused_now(&self) -> std::collections::BTreeSet<String> {
         self.paused.lock().unwrap_or_else(PoisonError::into_inner).clone()
@@ -186,18 +217,18 @@ impl Store for MemoryStore {
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<ExecutionRecord>, StoreError> {
-        let paused = self.paused_now();
-        let mut state = self.lock();
-        let now = clock.now();
-        let mut due: Vec<(Timestamp, String)> = state
-            .values()
-            .filter(|entry| !paused.contains(&entry.record.workflow))
-            .filter_map(|entry| Some((entry.due_since(now)?, entry.record.id.clone())))
-            .collect();
-        due.sort();
-        due.truncate(limit);
-        let until = now.saturating_add(lease);
-        Ok(due.into_iter().filter_map(|(_, id)| Some(state.get_mut(&id)?.lease(owner, until))).collect())
+        self.claim_filtered(owner, clock, lease, limit, None)
+    }
+
+    async fn claim_due_for(
+        &self,
+        owner: &str,
+        clock: &SharedClock,
+        lease: Duration,
+        limit: usize,
+        layouts: &[(String, String)],
+    ) -> Result<Vec<ExecutionRecord>, StoreError> {
+        self.claim_filtered(owner, clock, lease, limit, Some(layouts))
     }
 
     async fn claim(

@@ -165,6 +165,26 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<ExecutionRecord>, StoreError>> + Send;
 
+    /// As [`Store::claim_due`], but only executions this worker can run: of a workflow in
+    /// `layouts` (`(workflow, layout fingerprint)` pairs, the builds the worker has), and either
+    /// not started yet or with a stored state of that layout. The others are left, unleased, for
+    /// a worker of a build that can run them: old and new builds side by side during a deploy.
+    ///
+    /// Every backend of this crate filters in the store. The default claims as
+    /// [`Store::claim_due`] does, without the filter (the engine then holds aside what it
+    /// cannot run).
+    fn claim_due_for(
+        &self,
+        owner: &str,
+        clock: &SharedClock,
+        lease: Duration,
+        limit: usize,
+        layouts: &[(String, String)],
+    ) -> impl Future<Output = Result<Vec<ExecutionRecord>, StoreError>> + Send {
+        let _ = layouts;
+        self.claim_due(owner, clock, lease, limit)
+    }
+
     /// Leases execution `id` to `owner` for `lease` (from the time the store grants it, as in
     /// [`Store::claim_due`]), whether or not it is due: for a caller with a reason to run it at
     /// once (the event it waits for was just sent).

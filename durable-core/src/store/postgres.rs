@@ -525,7 +525,24 @@ impl Store for PostgresStore {
         }
         let what = "claim due executions";
         let tx = self.begin(what).await?;
-        let result = self.claim_due_in(&tx, owner, clock, lease, limit).await;
+        let result = self.claim_due_in(&tx, owner, clock, lease, limit, None).await;
+        tx.finish(what, result).await
+    }
+
+    async fn claim_due_for(
+        &self,
+        owner: &str,
+        clock: &SharedClock,
+        lease: Duration,
+        limit: usize,
+        layouts: &[(String, String)],
+    ) -> Result<Vec<ExecutionRecord>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let what = "claim due executions";
+        let tx = self.begin(what).await?;
+        let result = self.claim_due_in(&tx, owner, clock, lease, limit, Some(layouts)).await;
         tx.finish(what, result).await
     }
 
@@ -692,10 +709,19 @@ impl PostgresStore {
         clock: &SharedClock,
         lease: Duration,
         limit: usize,
+        layouts: Option<&[(String, String)]>,
     ) -> Result<Vec<ExecutionRecord>, StoreError> {
         let what = "claim due executions";
         let q = &self.inner.queries;
-        let rows = tx.query(what, &q.claim_due, &[&millis(clock.now()), &int(limit as u64)]).await?;
+        let (now, limit) = (millis(clock.now()), int(limit as u64));
+        let rows = match layouts {
+            None => tx.query(what, &q.claim_due, &[&now, &limit]).await?,
+            Some(layouts) => {
+                let (names, prints): (Vec<&str>, Vec<&str>) =
+                    layouts.iter().map(|(name, layout)| (name.as_str(), layout.as_str())).unzip();
+                tx.query(what, &q.claim_due_for, &[&now, &limit, &names, &prints]).await?
+            }
+        };
         let mut due = Vec::with_capacity(rows.len());
         for row in &rows {
             match decode_record(row) {

@@ -537,7 +537,7 @@ WITH due AS (
       AND (e.lease_until IS NULL OR e.lease_until <= ?1)
       AND (e.status = 'running' OR e.wake_at <= ?1 OR EXISTS (
           SELECT 1 FROM inbox i WHERE i.execution_id = e.id AND i.name = e.waiting_for))
-      AND NOT EXISTS (SELECT 1 FROM paused_workflows p WHERE p.name = e.workflow)
+      AND NOT EXISTS (SELECT 1 FROM paused_workflows p WHERE p.name = e.workflow) {layouts}
 )
 SELECT {columns} FROM due ORDER BY due_since, id LIMIT ?2";
 
@@ -549,13 +549,23 @@ fn claim(
     now: Timestamp,
     lease: Duration,
     limit: usize,
+    layouts: Option<&str>,
 ) -> Result<Vec<ExecutionRecord>, StoreError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let query = CLAIM.replace("{columns}", RECORD_COLUMNS);
+    // `?3`: the builds the worker has, a JSON array of `[workflow, layout]`.
+    let only = "AND EXISTS (SELECT 1 FROM json_each(?3) l WHERE json_extract(l.value, '$[0]') = e.workflow \
+                AND (e.snapshot_fingerprint IS NULL OR json_extract(l.value, '$[1]') = e.snapshot_fingerprint))";
+    let query =
+        CLAIM.replace("{columns}", RECORD_COLUMNS).replace("{layouts}", if layouts.is_some() { only } else { "" });
     let mut select = conn.prepare_cached(&query).map_err(sql("find due executions"))?;
-    let rows = select
-        .query_map(params![millis(now), limit], |row| Ok(decode_claimable(row)))
-        .map_err(sql("find due executions"))?;
+    fn decode(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<(ExecutionRecord, u64), StoreError>> {
+        Ok(decode_claimable(row))
+    }
+    let rows = match layouts {
+        None => select.query_map(params![millis(now), limit], decode),
+        Some(layouts) => select.query_map(params![millis(now), limit, layouts], decode),
+    }
+    .map_err(sql("find due executions"))?;
     let until = now.saturating_add(lease);
     let mut claimed = Vec::new();
     for row in rows {
@@ -718,7 +728,27 @@ impl Store for SqliteStore {
         }
         let (owner, clock) = (owner.to_owned(), Arc::clone(clock));
         // The clock is read inside the transaction, once the write lock is held.
-        self.write_lease("claim due executions", move |conn| claim(conn, &owner, clock.now(), lease, limit)).await
+        self.write_lease("claim due executions", move |conn| claim(conn, &owner, clock.now(), lease, limit, None)).await
+    }
+
+    async fn claim_due_for(
+        &self,
+        owner: &str,
+        clock: &SharedClock,
+        lease: Duration,
+        limit: usize,
+        layouts: &[(String, String)],
+    ) -> Result<Vec<ExecutionRecord>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (owner, clock) = (owner.to_owned(), Arc::clone(clock));
+        // Strings only: encoding cannot fail.
+        let layouts = serde_json::to_string(layouts).unwrap_or_else(|_| "[]".to_owned());
+        self.write_lease("claim due executions", move |conn| {
+            claim(conn, &owner, clock.now(), lease, limit, Some(&layouts))
+        })
+        .await
     }
 
     async fn claim(

@@ -154,6 +154,18 @@ impl Store for HarnessStore {
         self.inner.claim_due(owner, clock, lease, limit).await
     }
 
+    async fn claim_due_for(
+        &self,
+        owner: &str,
+        clock: &SharedClock,
+        lease: Duration,
+        limit: usize,
+        layouts: &[(String, String)],
+    ) -> Result<Vec<ExecutionRecord>, StoreError> {
+        self.alive()?;
+        self.inner.claim_due_for(owner, clock, lease, limit, layouts).await
+    }
+
     async fn claim(
         &self,
         id: &str,

@@ -55,9 +55,16 @@ async fn a_corrupt_state_is_left_untouched<S: Store>(store: S, tag: &str) {
     refused_and_unchanged(&engine, "is corrupt").await;
 }
 
+/// A state written by another build is not claimed at all: it is left, unleased, for a
+/// worker of the build that wrote it, and `durable show` says so.
 async fn an_incompatible_state_is_left_untouched<S: Store>(store: S, tag: &str) {
     let engine = broken_nap(store, tag, |snapshot| snapshot.fingerprint = "0000000000000000".to_owned()).await;
-    refused_and_unchanged(&engine, "written by an incompatible version").await;
+    let before = engine.store().load("n-1").await.unwrap().unwrap();
+    assert_eq!(engine.worker("w-1").run_until_idle().await.unwrap(), 0, "not claimed by this build");
+    assert_eq!(engine.store().load("n-1").await.unwrap().unwrap(), before, "unchanged and unleased");
+    let view = durable_core::render::ExecutionView::load(engine.store(), "n-1").await.unwrap().unwrap();
+    let shown = durable_core::render::show(&view, 3);
+    assert!(shown.contains("layout:       0000000000000000 written by an earlier build"), "{shown}");
 }
 
 #[tokio::test]

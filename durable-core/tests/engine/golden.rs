@@ -1,5 +1,6 @@
 //! Golden states catch a build that could not resume the executions in flight.
 
+use durable_core::Store;
 use durable_core::prelude::*;
 use durable_core::testing::{GoldenError, Harness, check_golden_states};
 
@@ -112,4 +113,26 @@ async fn show_says_when_the_latest_build_cannot_run_an_execution() {
         renamed::order.facts().fingerprint
     );
     assert!(text.contains(&expected), "{text}");
+}
+
+/// Two builds side by side on one store (a deploy in progress): each worker finishes the
+/// executions of its own layout and leaves the others, unleased, to the other.
+#[tokio::test]
+async fn old_and_new_builds_each_finish_their_own_executions() {
+    use durable_core::{Engine, MemoryStore};
+    let store = MemoryStore::new();
+    let old = Engine::builder(store.clone()).register(v1::order).build().unwrap();
+    let new = Engine::builder(store.clone()).register(renamed::order).build().unwrap();
+    old.start(v1::order, "o-old", "o-old".to_owned()).await.unwrap();
+    old.worker("old").run_until_idle().await.unwrap();
+    new.start(renamed::order, "o-new", "o-new".to_owned()).await.unwrap();
+    new.worker("new").run_until_idle().await.unwrap();
+    // Both wait for their payment; the events arrive through the new build's engine.
+    new.send_event("o-old", "payment", &1).await.unwrap();
+    new.send_event("o-new", "payment", &2).await.unwrap();
+    assert_eq!(new.worker("new").run_until_idle().await.unwrap(), 1, "only its own");
+    assert_eq!(store.load("o-old").await.unwrap().unwrap().lease, None, "the old one is left, not held");
+    assert_eq!(old.worker("old").run_until_idle().await.unwrap(), 1);
+    assert_eq!(old.result(v1::order, "o-old").await.unwrap(), Ok("o-old: 1 of 5".to_owned()));
+    assert_eq!(new.result(renamed::order, "o-new").await.unwrap(), Ok("o-new: 2 of 5".to_owned()));
 }

@@ -115,3 +115,29 @@ pub async fn paused_workflows_are_not_claimed<S: Store>(store: S) {
     assert!(store.paused().await.unwrap().is_empty());
     assert_eq!(claim_ids(&store, "w", t(3), 10).await, ["z-1"]);
 }
+
+/// `claim_due_for` claims only executions of the builds it is given: of those workflows, not
+/// started yet or with a state of that layout.
+pub async fn claims_only_runnable_layouts<S: Store>(store: S) {
+    start(&store, "l-0", "order", t(1)).await;
+    for (id, layout) in [("l-1", "old"), ("l-2", "new")] {
+        let record = start(&store, id, "order", t(1)).await;
+        let mut commit = Commit::on(&record, t(1));
+        commit.snapshot =
+            Some(crate::store::Snapshot { point: "payment".into(), fingerprint: layout.into(), state: "{}".into() });
+        store.commit(commit).await.unwrap();
+    }
+    start(&store, "l-3", "refund", t(1)).await;
+    let clock = crate::time::ManualClock::shared(t(2));
+    let minute = std::time::Duration::from_secs(60);
+    let new = [("order".to_owned(), "new".to_owned())];
+    let claimed = store.claim_due_for("w-new", &clock, minute, 10, &new).await.unwrap();
+    let mut ids: Vec<String> = claimed.into_iter().map(|r| r.id).collect();
+    ids.sort();
+    assert_eq!(ids, ["l-0", "l-2"], "not the old layout's, not another workflow's");
+    let old = [("order".to_owned(), "old".to_owned()), ("refund".to_owned(), "any".to_owned())];
+    let claimed = store.claim_due_for("w-old", &clock, minute, 10, &old).await.unwrap();
+    let mut ids: Vec<String> = claimed.into_iter().map(|r| r.id).collect();
+    ids.sort();
+    assert_eq!(ids, ["l-1", "l-3"]);
+}

@@ -203,6 +203,7 @@ pub(super) struct Queries {
     pub(super) notify_due: String,
     pub(super) notify: String,
     pub(super) claim_due: String,
+    pub(super) claim_due_for: String,
     pub(super) lease_many: String,
     pub(super) renew: String,
     pub(super) release: String,
@@ -258,14 +259,10 @@ impl Queries {
                  WHERE c.due OR EXISTS (SELECT 1 FROM {s}.inbox i \
                      WHERE i.execution_id = c.id AND i.name = c.waiting_for)"),
             notify: q("SELECT pg_notify($1, CASE WHEN octet_length($2) < 7000 THEN $2 ELSE '' END)"),
-            claim_due: q(&format!(
-                "SELECT {{columns}} FROM {{s}}.executions e \
-                 WHERE e.status IN ('running', 'suspended') \
-                   AND (e.lease_until IS NULL OR e.lease_until <= $1) \
-                   AND (e.status = 'running' OR e.wake_at <= $1 OR EXISTS (SELECT 1 FROM {{s}}.inbox i \
-                       WHERE i.execution_id = e.id AND i.name = e.waiting_for)) \
-                   AND NOT EXISTS (SELECT 1 FROM {{s}}.paused_workflows p WHERE p.name = e.workflow) \
-                 ORDER BY {DUE_SINCE}, e.id LIMIT $2 FOR UPDATE OF e SKIP LOCKED"
+            claim_due: q(&claim_query("")),
+            claim_due_for: q(&claim_query(
+                "AND EXISTS (SELECT 1 FROM UNNEST($3::text[], $4::text[]) AS l (name, layout) \
+                 WHERE l.name = e.workflow AND (e.snapshot_fingerprint IS NULL OR l.layout = e.snapshot_fingerprint))",
             )),
             lease_many: q("UPDATE {s}.executions SET lease_owner = $2, lease_until = $3, \
                  lease_epoch = lease_epoch + 1 WHERE id = ANY($1) RETURNING id, lease_epoch"),
@@ -316,6 +313,19 @@ impl Queries {
             purge_executions: q("DELETE FROM {s}.executions WHERE id = ANY($1)"),
         }
     }
+}
+
+/// The claim of due executions, with `also` (more conditions on `e`) in its `WHERE`.
+fn claim_query(also: &str) -> String {
+    format!(
+        "SELECT {{columns}} FROM {{s}}.executions e \
+         WHERE e.status IN ('running', 'suspended') \
+           AND (e.lease_until IS NULL OR e.lease_until <= $1) \
+           AND (e.status = 'running' OR e.wake_at <= $1 OR EXISTS (SELECT 1 FROM {{s}}.inbox i \
+               WHERE i.execution_id = e.id AND i.name = e.waiting_for)) \
+           AND NOT EXISTS (SELECT 1 FROM {{s}}.paused_workflows p WHERE p.name = e.workflow) {also} \
+         ORDER BY {DUE_SINCE}, e.id LIMIT $2 FOR UPDATE OF e SKIP LOCKED"
+    )
 }
 
 /// Overwrites every mutable column of many executions at once (one row per id in the arrays).
