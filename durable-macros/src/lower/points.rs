@@ -169,13 +169,7 @@ impl Lowerer {
                 start
             }
             Kind::Event => {
-                let timeout = match &call.timeout {
-                    Some(timeout) => {
-                        let timeout = self.plain_expr(timeout);
-                        q!(::core::option::Option::Some(#timeout))
-                    }
-                    None => q!(::core::option::Option::None),
-                };
+                let timeout = self.optional(&call.timeout);
                 let with_timeout = call.timeout.is_some();
                 let ty = Some(q!(::core::option::Option<::durable_core::Timestamp>));
                 let (start, label, deadline) = self.waiting(
@@ -192,15 +186,8 @@ impl Lowerer {
                 start
             }
             Kind::Callback => {
-                let optional = |this: &mut Self, expr: &Option<Expr>| match expr {
-                    Some(expr) => {
-                        let expr = this.plain_expr(expr);
-                        q!(::core::option::Option::Some(#expr))
-                    }
-                    None => q!(::core::option::Option::None),
-                };
-                let timeout = optional(self, &call.timeout);
-                let heartbeat = optional(self, &call.heartbeat);
+                let timeout = self.optional(&call.timeout);
+                let heartbeat = self.optional(&call.heartbeat);
                 let policy = match call.retry.as_ref().map(|e| self.plain_expr(e)) {
                     None => q!(::durable_core::__private::default_policy()),
                     Some(retry) => {
@@ -234,21 +221,14 @@ impl Lowerer {
                 self.arm_for(wait_label, |this| {
                     this.arms[this.arm].uses.insert(wait);
                     let then = then(this);
-                    callback_tokens(&facts, then)
+                    waited_tokens(q!(::durable_core::__private::callback_poll(__host, #facts, &__callback)), then)
                 });
                 start
             }
             Kind::Map if call.workflow.is_some() => {
-                let optional = |this: &mut Self, expr: &Option<Expr>| match expr {
-                    Some(expr) => {
-                        let expr = this.plain_expr(expr);
-                        q!(::core::option::Option::Some(#expr))
-                    }
-                    None => q!(::core::option::Option::None),
-                };
                 let items = self.plain_expr(call.items.as_ref().expect("a batch has items"));
-                let max_concurrency = optional(self, &call.max_concurrency);
-                let completion = optional(self, &call.completion);
+                let max_concurrency = self.optional(&call.max_concurrency);
+                let completion = self.optional(&call.completion);
                 let workflow = call.workflow.clone().expect("a child batch has a workflow");
                 let start_workflow = self.plain_expr(&workflow);
                 let name = call.name.value();
@@ -284,16 +264,9 @@ impl Lowerer {
                 start
             }
             Kind::Map => {
-                let optional = |this: &mut Self, expr: &Option<Expr>| match expr {
-                    Some(expr) => {
-                        let expr = this.plain_expr(expr);
-                        q!(::core::option::Option::Some(#expr))
-                    }
-                    None => q!(::core::option::Option::None),
-                };
                 let items = self.plain_expr(call.items.as_ref().expect("a batch has items"));
-                let max_concurrency = optional(self, &call.max_concurrency);
-                let completion = optional(self, &call.completion);
+                let max_concurrency = self.optional(&call.max_concurrency);
+                let completion = self.optional(&call.completion);
                 let (pat, body) = call.branch.clone().expect("a batch has a branch body");
                 let name = call.name.value();
                 // The items are stored (a checkpoint of their own) before any branch runs.
@@ -403,7 +376,7 @@ impl Lowerer {
                 self.arm_for(label, |this| {
                     this.arms[this.arm].uses.insert(child);
                     let then = then(this);
-                    child_tokens(&facts, then)
+                    waited_tokens(q!(::durable_core::__private::child_poll(__host, #facts, &__child)), then)
                 });
                 start
             }
@@ -431,6 +404,17 @@ impl Lowerer {
         locals.sort();
         locals.dedup();
         locals
+    }
+
+    /// `Some(expr)` lowered, or `None`, as an `Option` expression.
+    fn optional(&mut self, expr: &Option<Expr>) -> TokenStream {
+        match expr {
+            Some(expr) => {
+                let expr = self.plain_expr(expr);
+                q!(::core::option::Option::Some(#expr))
+            }
+            None => q!(::core::option::Option::None),
+        }
     }
 
     /// The code that starts the child of a `call!`/`start!` and evaluates to its handle.
@@ -544,21 +528,11 @@ fn sleep_tokens(facts: &TokenStream, then: TokenStream) -> TokenStream {
     }
 }
 
+/// A wait that `poll` answers: its value (`Some`) goes on as `__r`, `None` suspends the run.
 #[inline(never)]
-fn callback_tokens(facts: &TokenStream, then: TokenStream) -> TokenStream {
+fn waited_tokens(poll: TokenStream, then: TokenStream) -> TokenStream {
     q! {
-        let __r = match ::durable_core::__private::callback_poll(__host, #facts, &__callback) {
-            ::core::option::Option::Some(__r) => __r,
-            ::core::option::Option::None => return ::durable_core::__private::exit(::durable_core::Exit::Suspended),
-        };
-        #then
-    }
-}
-
-#[inline(never)]
-fn child_tokens(facts: &TokenStream, then: TokenStream) -> TokenStream {
-    q! {
-        let __r = match ::durable_core::__private::child_poll(__host, #facts, &__child) {
+        let __r = match #poll {
             ::core::option::Option::Some(__r) => __r,
             ::core::option::Option::None => return ::durable_core::__private::exit(::durable_core::Exit::Suspended),
         };
