@@ -6,7 +6,7 @@ use durable_core::render::{self, ExecutionView};
 use durable_core::store::{EventKind, ListFilter, Status, Store};
 use durable_core::{Engine, EngineError};
 
-use crate::support::{clock, count, effect, engine, stores};
+use crate::support::{clock, count, effect, stores};
 
 /// A child: charges `amount` for `key`, or declines amounts over 1,000 for good.
 #[durable]
@@ -61,8 +61,8 @@ pub async fn review(key: String) -> Result<String, WorkflowError> {
     }
 }
 
+/// An engine with every workflow of these tests.
 fn engine_with_children<S: Store>(store: S, clock: &durable_core::ManualClock) -> Engine<S> {
-    let _ = engine::<durable_core::MemoryStore>;
     durable_core::Engine::builder(store)
         .clock(std::sync::Arc::new(clock.clone()))
         .register(charge)
@@ -70,6 +70,8 @@ fn engine_with_children<S: Store>(store: S, clock: &durable_core::ManualClock) -
         .register(trip)
         .register(fan)
         .register(review)
+        .register(charge_many)
+        .register(approve_all)
         .build()
         .expect("the engine builds")
 }
@@ -285,17 +287,6 @@ pub async fn approve_all(key: String, n: u64) -> Result<Batch<String>, WorkflowE
     Ok(batch)
 }
 
-fn batch_engine<S: Store>(store: S, clock: &durable_core::ManualClock) -> Engine<S> {
-    durable_core::Engine::builder(store)
-        .clock(std::sync::Arc::new(clock.clone()))
-        .register(charge)
-        .register(approval)
-        .register(charge_many)
-        .register(approve_all)
-        .build()
-        .expect("the engine builds")
-}
-
 fn outcomes(batch: &Batch<String>) -> Vec<String> {
     batch
         .outcomes()
@@ -321,7 +312,7 @@ mod child_batches {
 
 async fn children_run_as_branches_within_the_limit<S: Store>(store: S, tag: &str) {
     let clock = clock();
-    let engine = batch_engine(store, &clock);
+    let engine = engine_with_children(store, &clock);
     let id = format!("{tag}-m");
     let amounts = vec![10, 20, 5_000, 30, 40];
     engine.start(charge_many, &id, (id.clone(), amounts, 2, Completion::All)).await.unwrap();
@@ -342,7 +333,7 @@ async fn children_run_as_branches_within_the_limit<S: Store>(store: S, tag: &str
 
 async fn a_policy_decides_over_child_branches<S: Store>(store: S, tag: &str) {
     let clock = clock();
-    let engine = batch_engine(store, &clock);
+    let engine = engine_with_children(store, &clock);
     let id = format!("{tag}-p");
     let amounts = vec![10, 20, 30, 40, 50];
     engine.start(charge_many, &id, (id.clone(), amounts, 1, Completion::min_successful(2))).await.unwrap();
@@ -357,7 +348,7 @@ async fn a_policy_decides_over_child_branches<S: Store>(store: S, tag: &str) {
 /// memory meanwhile and is woken by whichever child ends.
 async fn child_branches_that_wait_leave_the_parent_suspended<S: Store>(store: S, tag: &str) {
     let clock = clock();
-    let engine = batch_engine(store, &clock);
+    let engine = engine_with_children(store, &clock);
     let id = format!("{tag}-a");
     engine.start(approve_all, &id, (id.clone(), 3)).await.unwrap();
     engine.worker("w-1").run_until_idle().await.unwrap();
