@@ -232,28 +232,26 @@ async fn the_command_line_completes_and_fails_callbacks() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("callbacks.db");
     let engine = Engine::builder(durable_core::SqliteStore::create(&path).unwrap()).register(checkout).build().unwrap();
-    let durable = |args: &[&str]| {
-        let mut all = vec!["durable".to_owned(), "--database".to_owned(), path.display().to_string()];
-        all.extend(args.iter().map(|arg| (*arg).to_owned()));
-        durable_core::cli::run_args(all)
-    };
     for (key, args) in
         [("cli-cb-paid", vec!["21"]), ("cli-cb-declined", vec!["--error-type", "declined", "--message", "no funds"])]
     {
         engine.start(checkout, key, key.to_owned()).await.unwrap();
         engine.worker("w").run_until_idle().await.unwrap();
         let token = token_of(key);
-        let out = durable(&["heartbeat-callback", &token]).await.unwrap();
+        let out = crate::support::durable_cli(&path, &["heartbeat-callback", &token]).await.unwrap();
         assert!(out.contains("heartbeat recorded") && !out.contains(&token[token.len() - 32..]), "{out}");
         let mut complete = vec!["complete-callback", token.as_str()];
         complete.extend(args.iter().copied());
-        let out = durable(&complete).await.unwrap();
+        let out = crate::support::durable_cli(&path, &complete).await.unwrap();
         assert!(out.contains("completed (queued)"), "{out}");
         engine.worker("w").run_until_idle().await.unwrap();
     }
     assert_eq!(engine.result(checkout, "cli-cb-paid").await.unwrap(), Ok("cli-cb-paid: paid 21".to_owned()));
     let declined = engine.result(checkout, "cli-cb-declined").await.unwrap().unwrap();
     assert_eq!(declined, "cli-cb-declined: callback `payment` failed: declined: no funds");
-    let unknown = durable(&["complete-callback", "dcb1.00.00000000000000000000000000000000"]).await.unwrap_err();
+    let unknown =
+        crate::support::durable_cli(&path, &["complete-callback", "dcb1.00.00000000000000000000000000000000"])
+            .await
+            .unwrap_err();
     assert!(unknown.to_string().contains("cannot be completed"), "{unknown}");
 }

@@ -84,24 +84,19 @@ async fn the_command_line_pauses_and_finds_by_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ops.db");
     let engine = engine(durable_core::SqliteStore::create(&path).unwrap(), &clock());
-    let durable = |args: &[&str]| {
-        let mut all = vec!["durable".to_owned(), "--database".to_owned(), path.display().to_string()];
-        all.extend(args.iter().map(|arg| (*arg).to_owned()));
-        durable_core::cli::run_args(all)
-    };
     assert_eq!(
-        durable(&["pause", "ship", "--reason", "outage", "--by", "bob"]).await.unwrap(),
+        crate::support::durable_cli(&path, &["pause", "ship", "--reason", "outage", "--by", "bob"]).await.unwrap(),
         "workflow ship paused\n"
     );
     engine.start(ship, "c-1", ("cli-o-1".to_owned(), "eu".to_owned())).await.unwrap();
     engine.start(ship, "c-2", ("cli-o-2".to_owned(), "eu".to_owned())).await.unwrap();
     engine.worker("w").run_until_idle().await.unwrap();
-    let listed = durable(&["list", "--key", "order_id=cli-o-2"]).await.unwrap();
+    let listed = crate::support::durable_cli(&path, &["list", "--key", "order_id=cli-o-2"]).await.unwrap();
     assert!(listed.contains("c-2") && !listed.contains("c-1"), "{listed}");
     assert!(listed.contains("paused workflows (no worker claims their executions): ship"), "{listed}");
-    let bad = durable(&["list", "--key", "order_id"]).await.unwrap_err().to_string();
+    let bad = crate::support::durable_cli(&path, &["list", "--key", "order_id"]).await.unwrap_err().to_string();
     assert!(bad.contains("is not a business key"), "{bad}");
-    durable(&["resume", "ship"]).await.unwrap();
+    crate::support::durable_cli(&path, &["resume", "ship"]).await.unwrap();
     engine.worker("w").run_until_idle().await.unwrap();
     assert_eq!(engine.status("c-1").await.unwrap().status, Status::Succeeded);
 }
@@ -113,13 +108,8 @@ async fn the_command_line_lists_the_layouts_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("versions.db");
     let engine = engine(durable_core::SqliteStore::create(&path).unwrap(), &clock());
-    let durable = |args: &[&str]| {
-        let mut all = vec!["durable".to_owned(), "--database".to_owned(), path.display().to_string()];
-        all.extend(args.iter().map(|arg| (*arg).to_owned()));
-        durable_core::cli::run_args(all)
-    };
     assert_eq!(
-        durable(&["versions"]).await.unwrap(),
+        crate::support::durable_cli(&path, &["versions"]).await.unwrap(),
         "WORKFLOW  LAYOUT  POINT  EXECUTIONS  RUN BY\n(no execution in flight)\n"
     );
     for id in ["h-1", "h-2"] {
@@ -129,11 +119,13 @@ async fn the_command_line_lists_the_layouts_in_flight() {
     engine.pause_workflow("ship", &Operator::new("ops", "")).await.unwrap();
     engine.start(ship, "v-1", ("v-o-1".to_owned(), "eu".to_owned())).await.unwrap();
     let layout = hold.facts().fingerprint;
-    let text = durable(&["versions"]).await.unwrap();
+    let text = crate::support::durable_cli(&path, &["versions"]).await.unwrap();
     assert!(text.contains(&format!("hold  {layout}  go  2  the latest registered build\n")), "{text}");
     assert!(text.contains("ship  -  (not started)  1  any build\n"), "{text}");
-    let json: serde_json::Value =
-        serde_json::from_str(&durable(&["versions", "--workflow", "hold", "--json"]).await.unwrap()).unwrap();
+    let json: serde_json::Value = serde_json::from_str(
+        &crate::support::durable_cli(&path, &["versions", "--workflow", "hold", "--json"]).await.unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         json,
         serde_json::json!([{ "workflow": "hold", "layout": layout, "point": "go", "executions": 2, "build": "the latest registered build" }])

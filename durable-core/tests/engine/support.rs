@@ -301,24 +301,7 @@ pub(crate) use both;
 /// (skipped, visibly, without a server).
 macro_rules! stores {
     ($($check:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    super::$check(durable_core::MemoryStore::new(), concat!("memory-", stringify!($check))).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let store = durable_core::SqliteStore::create(dir.path().join("durable.db")).unwrap();
-                    super::$check(store, concat!("sqlite-", stringify!($check))).await;
-                }
-            )*
-        }
+        $crate::support::both!($($check),*);
         #[cfg(feature = "postgres")]
         mod postgres {
             use durable_core::testing::postgres::{SchemaGuard, server, unique_schema};
@@ -338,3 +321,11 @@ macro_rules! stores {
     };
 }
 pub(crate) use stores;
+
+/// Runs the `durable` command line on the SQLite file `path` with `args`.
+#[cfg(feature = "cli")]
+pub async fn durable_cli(path: &std::path::Path, args: &[&str]) -> Result<String, durable_core::cli::CliError> {
+    let mut all = vec!["durable".to_owned(), "--database".to_owned(), path.display().to_string()];
+    all.extend(args.iter().map(|arg| (*arg).to_owned()));
+    durable_core::cli::run_args(all).await
+}
