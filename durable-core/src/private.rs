@@ -242,17 +242,23 @@ where
     // Whatever still runs is cancelled here, at its next `.await`.
     drop(running);
     host.batch_end(point).await?;
-    let unstarted: std::collections::HashSet<usize> = pending.iter().map(|(index, _)| *index).collect();
-    let outcomes = outcomes
-        .into_iter()
-        .enumerate()
-        .map(|(index, outcome)| match outcome {
-            Some(outcome) => outcome,
-            None if unstarted.contains(&index) => Outcome::NotStarted,
-            None => Outcome::Cancelled,
-        })
-        .collect();
+    let outcomes = decided_outcomes(outcomes, pending.iter().map(|(index, _)| *index));
     Ok(Ok(Batch::new(outcomes, decided.unwrap_or(Completed::AllCompleted))))
+}
+
+/// The outcomes of a decided batch: a branch without one did not start if it is in `unstarted`,
+/// else it was still running and the batch no longer waits for it.
+fn decided_outcomes<T>(
+    outcomes: Vec<Option<Outcome<T>>>,
+    unstarted: impl IntoIterator<Item = usize>,
+) -> Vec<Outcome<T>> {
+    let unstarted: std::collections::HashSet<usize> = unstarted.into_iter().collect();
+    let decided = outcomes.into_iter().enumerate().map(|(index, outcome)| match outcome {
+        Some(outcome) => outcome,
+        None if unstarted.contains(&index) => Outcome::NotStarted,
+        None => Outcome::Cancelled,
+    });
+    decided.collect()
 }
 
 /// The future of one branch of a batch, boxed so that it is `Send` for any borrow it holds.
@@ -329,18 +335,7 @@ pub fn child_batch_step<W: Workflow>(
         changed = true;
     }
     if let Some(completed) = crate::batch::decide(&batch.options, &batch.outcomes) {
-        let unstarted: std::collections::HashSet<usize> = batch.pending.iter().map(|(index, _)| *index).collect();
-        let outcomes = batch
-            .outcomes
-            .into_iter()
-            .enumerate()
-            .map(|(index, outcome)| match outcome {
-                Some(outcome) => outcome,
-                None if unstarted.contains(&index) => Outcome::NotStarted,
-                // Still running: the batch no longer waits for it.
-                None => Outcome::Cancelled,
-            })
-            .collect();
+        let outcomes = decided_outcomes(batch.outcomes, batch.pending.iter().map(|(index, _)| *index));
         return ChildBatchNext::Done(Ok(Batch::new(outcomes, completed)));
     }
     let limit = batch.options.concurrency_limit().unwrap_or(usize::MAX);
